@@ -1,0 +1,19 @@
+"""ndiv: neural forecasting on a NumPy autodiff tensor, with Numba and CuPy kernels.
+
+    >>> import ndiv
+    >>> x = ndiv.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x ** 2).sum().backward()
+    >>> x.grad
+    array([2., 4., 6.], dtype=float32)
+"""
+from ndiv.autograd import Function, Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from ndiv.autograd.methods import (  # noqa: F401
+    abs, arange, cat, complex, concatenate, cos, cumsum, einsum, empty, erf, exp, expm1, eye, full, gather,
+    is_tensor, linspace, log, log1p, maximum, minimum, ones, ones_like, pad, rand, randn, relu, sigmoid, sin,
+    sqrt, stack, tanh, tensor, topk, where, zeros, zeros_like,
+)
+from ndiv.autograd.tensor import bool_, complex64, complex128, float16, float32, float64, int32, int64  # noqa: F401
+from ndiv.random import manual_seed  # noqa: F401
+from ndiv import fft  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The Functions (primitive ops), one file per category: elementwise, reduce, shape, linalg."""
