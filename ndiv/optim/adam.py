@@ -1,0 +1,110 @@
+"""Adam and AdamW (torch.optim.Adam / AdamW): adaptive moments with bias correction."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from ndiv.device import array_module
+from ndiv.optim.optimizer import Optimizer, _check, _grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), step for step torch.optim.Adam:
+
+        g = grad (+ weight_decay * p, L2; AdamW instead shrinks p *= 1 - lr * weight_decay)
+        m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g * g   (v_max = max(v_max, v))
+        p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    Args: params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
+        maximize=False.
+    State per parameter: "step" (int), "exp_avg", "exp_avg_sq" (and "max_exp_avg_sq" with
+    amsgrad), arrays of p's shape, made at the parameter's first gradient.
+
+    Example:
+        >>> opt = Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))  # doctest: +SKIP
+    """
+
+    _decoupled = False  # AdamW: weight decay acts on p directly, not through the gradient
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _validate(self, group):
+        super()._validate(group)
+        betas = group["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2), each in [0, 1))")
+        group["betas"] = tuple(betas)
+        for i, b in enumerate(betas):
+            _check(0.0 <= b < 1.0, f"Invalid beta parameter at index {i}", f"betas[{i}]", b, "0 <= beta < 1")
+        _check(group["eps"] >= 0, "Invalid epsilon value", "eps", group["eps"], ">= 0")
+        _check(group["weight_decay"] >= 0, "Invalid weight_decay value", "weight_decay",
+               group["weight_decay"], ">= 0")
+
+    def step(self, closure: Callable | None = None):
+        """One update of every parameter that has a gradient; returns closure()'s loss if given."""
+        loss = self._eval_closure(closure)
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                xp = array_module(p.data)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = xp.zeros_like(p.data)
+                    state["exp_avg_sq"] = xp.zeros_like(p.data)
+                state["step"] = t = state["step"] + 1
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+
+                g = _grad(p, maximize)
+                if wd != 0:
+                    if self._decoupled:
+                        p.data *= 1 - lr * wd
+                    else:
+                        g = xp.add(g, xp.multiply(p.data, wd))
+                tmp = xp.empty_like(p.data)       # an array, also for 0-d p (ufuncs give scalars)
+                xp.subtract(g, m, out=tmp)        # m.lerp_(g, 1 - beta1), as torch computes it
+                tmp *= 1 - beta1
+                m += tmp
+                v *= beta2                        # v = beta2 * v + (1 - beta2) * g * g
+                xp.multiply(g, 1 - beta2, out=tmp)
+                tmp *= g
+                v += tmp
+                if amsgrad:
+                    vmax = state.get("max_exp_avg_sq")
+                    if vmax is None:
+                        vmax = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                    xp.maximum(vmax, v, out=vmax)
+                    v = vmax
+                step_size = lr / (1 - beta1 ** t)
+                xp.sqrt(v, out=tmp)               # tmp = denominator
+                tmp /= math.sqrt(1 - beta2 ** t)
+                tmp += eps
+                xp.divide(m, tmp, out=tmp)
+                tmp *= step_size
+                p.data -= tmp
+        return loss
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, p *= 1 - lr * wd
+    before the Adam update, as torch.optim.AdamW. Same arguments as Adam, but
+    weight_decay=1e-2 by default.
+
+    Example:
+        >>> opt = AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)  # doctest: +SKIP
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
