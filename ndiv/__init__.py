@@ -15,5 +15,6 @@ from ndiv.autograd.methods import (  # noqa: F401
 from ndiv.autograd.tensor import bool_, complex64, complex128, float16, float32, float64, int32, int64  # noqa: F401
 from ndiv.random import manual_seed  # noqa: F401
 from ndiv import fft  # noqa: F401
+from ndiv.serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"
