@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from ndiv.autograd.grad_mode import _GradState
 
+_make = None  # set by ndiv.autograd.tensor (it needs Tensor, which needs this module)
+
 
 class Function:
     # parents: the input Tensors (None once the graph is freed); n_out: outputs; out_meta:
@@ -38,21 +40,19 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **params):
-        from ndiv.autograd.tensor import Tensor, _make
-
         ctx = cls.__new__(cls)
-        record = _GradState.enabled and any(t.requires_grad for t in tensors)
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors) if record else ()
+        needs = tuple([t.requires_grad for t in tensors])
+        record = _GradState.enabled and True in needs
+        ctx.needs_input_grad = needs
         out = ctx.forward(*[t.data for t in tensors], **params)
-        if isinstance(out, tuple):
-            outs = tuple(_make(o, record, ctx if record else None, i) for i, o in enumerate(out))
+        if type(out) is tuple:
+            outs = tuple([_make(o, record, ctx if record else None, i) for i, o in enumerate(out)])
             if record:
                 ctx.n_out = len(out)
                 ctx.out_meta = [(o.shape, o.dtype) for o in out]
         else:
             outs = _make(out, record, ctx if record else None, 0)
-            if record:
-                ctx.n_out = 1
+            ctx.n_out = 1
         if record:
             ctx.parents = tensors
             ctx.hooks = None
