@@ -1,0 +1,251 @@
+"""Primitives for the nn layers, each forward and backward on raw arrays (numpy or cupy).
+
+    Linear      y = x @ w.T + b                  gx = gy @ w, gw = gy.T @ x, gb = sum gy
+    ConvNd      y = conv(x, w) + b  (1-d, 2-d)   im2col (one strided copy per kernel tap) + one
+                                                 batched matmul; backward scatters taps back
+    MaxPool1d   y = max over windows             gx[argmax] += gy (first maximum wins, as torch)
+    AvgPool1d   y = mean over windows            gx[window] += gy / divisor
+    Embedding   y = w[idx]                       gw[idx] += gy (padding_idx row gets none)
+    Dropout     y = x * mask / (1 - p)           gx = gy * mask / (1 - p)
+    Split       pieces of x along an axis        gx = concatenate(gys)
+    Unbind      x[0], ..., x[n-1]                gx = stack(gys)
+
+Everything else in ndiv.nn.functional is composed from Tensor ops.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ndiv.autograd.function import Function
+from ndiv.device import array_module, is_cuda_array
+
+
+class Linear(Function):
+    """x [..., in], w [out, in], b [out] or absent -> y [..., out]."""
+
+    def forward(self, x, w, b=None):
+        xp = array_module(x)
+        y = xp.matmul(x, w.T)
+        if b is not None:
+            y += b
+        self.save_for_backward(x, w)
+        return y
+
+    def backward(self, gy):
+        x, w = self.saved
+        need = self.needs_input_grad
+        gx = gy @ w if need[0] else None
+        gw = gb = None
+        if need[1]:
+            gw = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        if len(need) > 2 and need[2]:
+            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        return gx, gw, gb
+
+
+def _tap_slices(idx, dilation, stride, out_size):
+    """The strided slice of the padded input that kernel tap idx multiplies, per spatial dim."""
+    return tuple(
+        slice(i * d, i * d + s * (o - 1) + 1, s) for i, d, s, o in zip(idx, dilation, stride, out_size)
+    )
+
+
+class ConvNd(Function):
+    """N-d convolution (cross-correlation, as torch), N = x.ndim - 2.
+
+    x [B, C, *S]; w [O, C/groups, *K]; b [O] or absent; stride, dilation: N ints;
+    padding: N pairs (lo, hi) -> y [B, O, *S_out].
+    """
+
+    def forward(self, x, w, b=None, *, stride, padding, dilation, groups):
+        xp = array_module(x)
+        n = x.ndim - 2
+        B, C = x.shape[:2]
+        O, K = w.shape[0], w.shape[2:]
+        if any(lo or hi for lo, hi in padding):
+            x = xp.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding])
+        out_size = tuple((x.shape[2 + i] - dilation[i] * (K[i] - 1) - 1) // stride[i] + 1 for i in range(n))
+        if any(o <= 0 for o in out_size):
+            raise ValueError(
+                f"conv: the padded input {tuple(x.shape[2:])} is smaller than the dilated kernel "
+                f"{tuple(dilation[i] * (K[i] - 1) + 1 for i in range(n))}"
+            )
+        cols = xp.empty((B, C) + tuple(K) + out_size, dtype=x.dtype)
+        taps = list(itertools.product(*[range(k) for k in K]))
+        for idx in taps:
+            cols[(slice(None), slice(None)) + idx] = x[(slice(None), slice(None)) + _tap_slices(idx, dilation, stride, out_size)]
+        G = groups
+        ck, p = (C // G) * math.prod(K), math.prod(out_size)
+        cols = cols.reshape(B, G, ck, p)
+        wr = w.reshape(G, O // G, ck)
+        y = xp.matmul(wr, cols).reshape((B, O) + out_size)
+        if b is not None:
+            y += b.reshape((O,) + (1,) * n)
+        self.save_for_backward(cols, w)
+        self.meta = (x.shape, padding, stride, dilation, G, taps, out_size)
+        return y
+
+    def backward(self, gy):
+        cols, w = self.saved
+        xshape, padding, stride, dilation, G, taps, out_size = self.meta
+        need = self.needs_input_grad
+        xp = array_module(gy)
+        B, O = gy.shape[:2]
+        n = len(out_size)
+        gyr = gy.reshape(B, G, O // G, -1)
+        gx = gw = gb = None
+        if need[1]:
+            gw = xp.matmul(gyr, cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
+        if len(need) > 2 and need[2]:
+            gb = gy.sum(axis=(0,) + tuple(range(2, 2 + n)))
+        if need[0]:
+            C, K = xshape[1], w.shape[2:]
+            gcols = xp.matmul(w.reshape(G, O // G, -1).swapaxes(-1, -2), gyr)
+            gcols = gcols.reshape((B, C) + tuple(K) + out_size)
+            gxp = xp.zeros(xshape, dtype=gy.dtype)
+            for idx in taps:
+                gxp[(slice(None), slice(None)) + _tap_slices(idx, dilation, stride, out_size)] += gcols[(slice(None), slice(None)) + idx]
+            gx = gxp[(slice(None), slice(None)) + tuple(slice(lo, xshape[2 + i] - hi) for i, (lo, hi) in enumerate(padding))]
+        return gx, gw, gb
+
+
+def pool_out_size(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """torch's pooling_output_shape: a last window that starts in the right padding is dropped."""
+    num = L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = num // s + 1
+    if ceil_mode and (out - 1) * s >= L + p:
+        out -= 1
+    return out
+
+
+def _pool_windows(x, k, s, p, d, out, fill):
+    """x [..., L] -> windows [..., k, out] over x padded with `fill` (left p, right as needed)."""
+    xp = array_module(x)
+    L = x.shape[-1]
+    need = (out - 1) * s + d * (k - 1) + 1
+    right = max(need - L - p, 0)
+    xpad = xp.pad(x, [(0, 0)] * (x.ndim - 1) + [(p, right)], constant_values=fill) if (p or right) else x
+    win = xp.empty(x.shape[:-1] + (k, out), dtype=x.dtype)
+    for j in range(k):
+        win[..., j, :] = xpad[..., j * d: j * d + s * (out - 1) + 1: s]
+    return win, xpad.shape[-1]
+
+
+class MaxPool1d(Function):
+    """x [..., L] -> y [..., L_out]; max over windows of k taps (padding counts as -inf)."""
+
+    def forward(self, x, *, kernel_size, stride, padding, dilation, ceil_mode):
+        k, s, p, d = kernel_size, stride, padding, dilation
+        out = pool_out_size(x.shape[-1], k, s, p, d, ceil_mode)
+        win, padded_len = _pool_windows(x, k, s, p, d, out, -np.inf)
+        xp = array_module(x)
+        arg = win.argmax(axis=-2)
+        self.meta = (x.shape, padded_len, k, s, p, d, out)
+        self.arg = arg
+        return xp.take_along_axis(win, arg[..., None, :], axis=-2)[..., 0, :]
+
+    def backward(self, gy):
+        shape, padded_len, k, s, p, d, out = self.meta
+        xp = array_module(gy)
+        gxp = xp.zeros(shape[:-1] + (padded_len,), dtype=gy.dtype)
+        for j in range(k):
+            gxp[..., j * d: j * d + s * (out - 1) + 1: s] += xp.where(self.arg == j, gy, 0)
+        return gxp[..., p: p + shape[-1]]
+
+
+class AvgPool1d(Function):
+    """x [..., L] -> y [..., L_out]; mean over windows of k taps (torch's divisor rules)."""
+
+    def forward(self, x, *, kernel_size, stride, padding, ceil_mode, count_include_pad):
+        k, s, p = kernel_size, stride, padding
+        L = x.shape[-1]
+        out = pool_out_size(L, k, s, p, 1, ceil_mode)
+        win, padded_len = _pool_windows(x, k, s, p, 1, out, 0.0)
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, L + p)
+        if count_include_pad:
+            div = end - start
+        else:
+            div = np.minimum(end, L) - np.maximum(start, 0)
+        xp = array_module(x)
+        div = xp.asarray(div.astype(x.dtype))
+        self.meta = (x.shape, padded_len, k, s, p, out, div)
+        return win.sum(axis=-2) / div
+
+    def backward(self, gy):
+        shape, padded_len, k, s, p, out, div = self.meta
+        xp = array_module(gy)
+        g = gy / div
+        gxp = xp.zeros(shape[:-1] + (padded_len,), dtype=gy.dtype)
+        for j in range(k):
+            gxp[..., j: j + s * (out - 1) + 1: s] += g
+        return gxp[..., p: p + shape[-1]]
+
+
+def scatter_add(target, idx, values):
+    """target[idx] += values with repeated indices summed (numpy's add.at; cupyx on the GPU)."""
+    if is_cuda_array(target):
+        import cupyx
+        cupyx.scatter_add(target, idx, values)
+    else:
+        np.add.at(target, idx, values)
+    return target
+
+
+class Embedding(Function):
+    """weight [N, D], indices (int array, any shape) -> y [*indices.shape, D]."""
+
+    def forward(self, w, *, indices, padding_idx=None):
+        self.meta = (indices, w.shape, padding_idx)
+        return w[indices]
+
+    def backward(self, gy):
+        indices, wshape, padding_idx = self.meta
+        xp = array_module(gy)
+        gw = xp.zeros(wshape, dtype=gy.dtype)
+        scatter_add(gw, indices.reshape(-1), gy.reshape(-1, wshape[1]))
+        if padding_idx is not None:
+            gw[padding_idx] = 0
+        return gw
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) drawn from rng (a numpy Generator)."""
+
+    def forward(self, x, *, p, rng):
+        keep = rng.random(x.shape, dtype=np.float32) >= p
+        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        if is_cuda_array(x):
+            mask = array_module(x).asarray(mask)
+        self.mask = mask
+        return x * mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+class Split(Function):
+    """x -> pieces of `sizes` along axis (views). Backward concatenates: one node instead of
+    one GetItem per piece, whose backward would each build a zero array of x's full shape."""
+
+    def forward(self, x, *, sizes, axis):
+        self.axis = axis
+        bounds = np.cumsum((0,) + tuple(sizes))
+        lead = (slice(None),) * (axis % x.ndim)
+        return tuple(x[lead + (slice(int(a), int(b)),)] for a, b in zip(bounds[:-1], bounds[1:]))
+
+    def backward(self, *gys):
+        return array_module(gys[0]).concatenate(gys, axis=self.axis)
+
+
+class Unbind(Function):
+    """x [n, ...] -> n tensors x[0], ..., x[n-1] (views). Backward stacks the n gradients."""
+
+    def forward(self, x):
+        return tuple(x[i] for i in range(x.shape[0]))
+
+    def backward(self, *gys):
+        return array_module(gys[0]).stack(gys, axis=0)
