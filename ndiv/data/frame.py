@@ -1,0 +1,107 @@
+"""Long-format tables without a hard pandas dependency.
+
+A table is a pandas DataFrame (or anything with `.columns` whose columns have `.to_numpy()`, such
+as a polars DataFrame) or a plain dict of equal-length 1-D arrays. `columns_of` turns either into
+a dict of NumPy arrays; `make_frame` turns a dict of arrays back into the kind of table the user
+gave (a pandas DataFrame when the input was one, else a dict).
+
+    >>> cols = columns_of({"unique_id": ["a", "a"], "ds": [1, 2], "y": [1.0, 2.0]})
+    >>> sorted(cols)
+    ['ds', 'unique_id', 'y']
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+_NS = np.dtype("datetime64[ns]")
+
+
+def is_pandas(df) -> bool:
+    return type(df).__module__.startswith("pandas") and hasattr(df, "columns")
+
+
+def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
+    """dict of column name -> 1-D NumPy array, from a DataFrame or a dict of 1-D arrays."""
+    if isinstance(df, Mapping):
+        cols = {str(k): np.asarray(v) for k, v in df.items()}
+        lengths = {k: v.shape for k, v in cols.items()}
+        bad = [k for k, v in cols.items() if v.ndim != 1]
+        if bad:
+            raise ValueError(f"{name}: column {bad[0]!r} has shape {lengths[bad[0]]}; every column "
+                             "of a dict table must be a 1-D array")
+        if len({v.shape[0] for v in cols.values()}) > 1:
+            raise ValueError(f"{name}: columns have different lengths {lengths}; a dict table needs "
+                             "equal-length 1-D arrays (one entry per row)")
+        return cols
+    if hasattr(df, "columns") and hasattr(df, "__getitem__"):
+        out = {}
+        for c in df.columns:
+            col = df[c]
+            if is_pandas(df) and getattr(col.dtype, "kind", None) == "M" and getattr(col.dtype, "tz", None):
+                raise TypeError(f"{name}: column {c!r} has time-zone-aware dates; convert them "
+                                f"first, e.g. df[{c!r}] = df[{c!r}].dt.tz_localize(None)")
+            out[str(c)] = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
+        return out
+    raise TypeError(f"{name} must be a pandas DataFrame or a dict of 1-D arrays "
+                    f"(unique_id, ds, y, ...), got {type(df).__name__}")
+
+
+def require_columns(cols: dict, required, name: str = "df", hint: str = ""):
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise ValueError(f"{name} is missing column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))} (it has {list(cols)}){hint}")
+
+
+def as_ds(values: np.ndarray, name: str = "ds") -> np.ndarray:
+    """Timestamps -> datetime64[ns] or int64. Strings are parsed as ISO dates."""
+    kind = values.dtype.kind
+    if kind == "M":
+        return values.astype(_NS)
+    if kind in "iu":
+        return values.astype(np.int64)
+    if kind == "f" and values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64)
+    if kind in "OUS":
+        try:
+            return np.asarray(values, dtype=_NS)
+        except (ValueError, TypeError):
+            pass
+        try:
+            import pandas as pd
+            return pd.to_datetime(values).to_numpy().astype(_NS)
+        except Exception:  # noqa: BLE001 - anything pandas cannot parse gets our message
+            pass
+    example = values[0] if values.size else None
+    raise TypeError(f"column {name!r} must hold dates (datetime64 or ISO strings like '1949-01-01') "
+                    f"or integers, got dtype {values.dtype} (first value {example!r})")
+
+
+def as_float(values: np.ndarray, column: str) -> np.ndarray:
+    """A numeric column -> float64, with a TypeError naming the column otherwise."""
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    try:
+        return values.astype(np.float64)
+    except (ValueError, TypeError):
+        first = next((v for v in values if not _is_number(v)), values[0] if values.size else None)
+        raise TypeError(f"column {column!r} must be numeric, got dtype {values.dtype} (e.g. {first!r}); "
+                        "encode it as numbers or leave it out of the exogenous lists") from None
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def make_frame(cols: dict, like=None):
+    """A pandas DataFrame when `like` is one (or pandas is asked for by like='pandas'), else the dict."""
+    if like is not None and (like == "pandas" if isinstance(like, str) else is_pandas(like)):
+        import pandas as pd
+        return pd.DataFrame(cols)
+    return cols

@@ -1,0 +1,18 @@
+"""Losses: NeuralForecast's point, quantile and distribution losses on ndiv Tensors.
+
+    from ndiv.losses import MAE, MQLoss, DistributionLoss
+    loss = MQLoss(level=[80, 90])            # 5 outputs: median and two intervals
+    loss(y=y, y_hat=loss.domain_map(out), mask=mask)   # 0-d Tensor, differentiable in out
+
+Each loss exposes what the model base needs: `outputsize_multiplier`, `output_names`,
+`is_distribution_output`, `domain_map`; DistributionLoss also `scale_decouple`, `sample` and
+`get_distribution` (see ndiv/losses/distribution_loss.py for the training/prediction flow).
+"""
+from ndiv.losses.distribution_loss import DistributionLoss
+from ndiv.losses.distributions import NegativeBinomial, Normal, Poisson, StudentT
+from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, MQLoss, QuantileLoss,
+                               level_to_outputs, quantiles_to_outputs, weighted_mean)
+
+__all__ = ["MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
+           "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
+           "quantiles_to_outputs", "weighted_mean"]

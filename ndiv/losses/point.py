@@ -1,0 +1,293 @@
+"""Point and quantile losses: NeuralForecast's, on ndiv Tensors.
+
+Every loss is called as `loss(y=..., y_hat=..., mask=..., y_insample=...)` (use keywords:
+NeuralForecast's own argument order differs between classes) and returns a 0-d Tensor that is
+differentiable in `y_hat`. Shapes: y, mask [B, h, N] (N = 1 for univariate models), y_hat
+[B, h, N] (MQLoss: [B, h, N, Q]); y and mask may be NumPy arrays or Tensors; mask defaults to
+ones. The reduction is NeuralForecast's masked weighted mean
+
+    sum(loss * w) / sum(w),  w = mask * horizon_weight,  entries with w = 0 contribute 0 (even NaN),
+    and 0 when sum(w) = 0.
+
+Attributes the model base reads: `outputsize_multiplier` (outputs per target value),
+`output_names` (suffixes of the forecast columns: '' for a point forecast, '-median', '-lo-90',
+...), `is_distribution_output` (False here), `domain_map(y_hat)` (MQLoss reshapes
+[B, h, N * Q] -> [B, h, N, Q]; the others return y_hat).
+
+    >>> import numpy as np, ndiv
+    >>> y = np.array([[[1.0], [2.0], [4.0]]])                      # [B=1, h=3, N=1]
+    >>> y_hat = ndiv.tensor([[[1.0], [3.0], [2.0]]], requires_grad=True)
+    >>> MAE()(y=y, y_hat=y_hat).item()
+    1.0
+    >>> MQLoss(level=[80, 90]).output_names
+    ['-median', '-lo-90', '-lo-80', '-hi-80', '-hi-90']
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import ndiv
+from ndiv.autograd.tensor import Tensor
+
+
+# ----------------------------------------------------------------------------- helpers
+def as_tensor(x, like: Tensor) -> Tensor:
+    """y, mask or y_insample as a constant Tensor of y_hat's dtype and device (a Tensor stays)."""
+    if isinstance(x, Tensor):
+        return x
+    data = np.asarray(x) if not hasattr(x, "__cuda_array_interface__") else x
+    return ndiv.tensor(data.astype(like.dtype, copy=False), device=like.device)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _divide_no_nan(a, b):
+    """a / b, and 0 where b == 0 (a non-finite a elsewhere propagates)."""
+    zero = _raw(b) == 0
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return np.where(zero, 0.0, a / np.where(zero, 1.0, b))
+    safe = ndiv.where(zero, 1.0, b) if isinstance(b, Tensor) else np.where(zero, 1.0, b)
+    return ndiv.where(zero, 0.0, a / safe)
+
+
+def weighted_mean(losses: Tensor, weights) -> Tensor:
+    """NeuralForecast's `_weighted_mean`: sum(losses * w) / sum(w) over entries with w != 0."""
+    w = _raw(weights).astype(losses.dtype, copy=False)
+    losses = ndiv.where(w != 0, losses, 0.0)
+    total = w.sum()
+    num = (losses * w).sum()
+    if total == 0:
+        return num * 0.0
+    return num / float(total)
+
+
+def level_to_outputs(level):
+    """level [80, 90] -> quantiles [0.5, 0.05, 0.1, 0.9, 0.95] and output names
+    ['-median', '-lo-90', '-lo-80', '-hi-80', '-hi-90'] (NeuralForecast's order)."""
+    unique = list(dict.fromkeys(level))
+    if len(unique) < len(level):
+        warnings.warn(f"Duplicate levels detected. Using unique levels: {unique}")
+    for lv in unique:
+        if not 0 < lv < 100:
+            raise ValueError(f"level must be between 0 and 100 (exclusive), got {lv}")
+    qs = sum([[50 - lv / 2, 50 + lv / 2] for lv in unique], [])
+    names = sum([[f"-lo-{lv}", f"-hi-{lv}"] for lv in unique], [])
+    order = np.argsort(qs, kind="stable")
+    quantiles = np.concatenate([[50.0], np.asarray(qs)[order]]) / 100
+    return quantiles, ["-median"] + [names[i] for i in order]
+
+
+def quantiles_to_outputs(quantiles):
+    """quantiles [0.1, 0.5, 0.9] -> the same and names ['-lo-80.0', '-median', '-hi-80.0']."""
+    unique = list(dict.fromkeys(quantiles))
+    if len(unique) < len(quantiles):
+        warnings.warn(f"Duplicate quantiles detected. Using unique quantiles: {unique}")
+    names = []
+    for q in unique:
+        if not 0 < q < 1:
+            raise ValueError(f"quantiles must be between 0 and 1 (exclusive), got {q}")
+        if q < 0.5:
+            names.append(f"-lo-{np.round(100 - 200 * q, 2)}")
+        elif q > 0.5:
+            names.append(f"-hi-{np.round(100 - 200 * (1 - q), 2)}")
+        else:
+            names.append("-median")
+    return np.asarray(unique, dtype=np.float64), names
+
+
+# ----------------------------------------------------------------------------- base
+class BasePointLoss:
+    """Shared by the point losses: weights from mask and horizon_weight, identity domain_map.
+
+    horizon_weight: optional array [h], a weight per forecast step.
+    """
+
+    is_distribution_output = False
+
+    def __init__(self, horizon_weight=None, outputsize_multiplier: int = 1, output_names=("",)):
+        self.horizon_weight = None if horizon_weight is None else np.asarray(horizon_weight, np.float64).ravel()
+        self.outputsize_multiplier = outputsize_multiplier
+        self.output_names = list(output_names)
+
+    def domain_map(self, y_hat):
+        """[B, h, N] -> [B, h, N] (the network output is the forecast)."""
+        return y_hat
+
+    def _compute_weights(self, y, mask):
+        mask = np.ones(_raw(y).shape) if mask is None else _raw(mask)
+        if self.horizon_weight is None:
+            return mask
+        if mask.shape[1] != len(self.horizon_weight):
+            raise ValueError(f"{type(self).__name__}: horizon_weight has {len(self.horizon_weight)} entries "
+                             f"but the forecast has h={mask.shape[1]} steps")
+        return mask * self.horizon_weight.reshape((1, -1) + (1,) * (mask.ndim - 2))
+
+    def _prepare(self, y, y_hat):
+        if not isinstance(y_hat, Tensor):
+            y_hat = ndiv.tensor(np.asarray(y_hat))
+        y = as_tensor(y, y_hat)
+        if tuple(y.shape) != tuple(y_hat.shape[:y.ndim]):
+            raise ValueError(f"{type(self).__name__}: y has shape {tuple(y.shape)} but y_hat has shape "
+                             f"{tuple(y_hat.shape)}; expected the same [B, h, N]")
+        return y, y_hat
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class MAE(BasePointLoss):
+    """Mean absolute error: mean |y - y_hat|."""
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        return weighted_mean((y - y_hat).abs(), self._compute_weights(y, mask))
+
+
+class MSE(BasePointLoss):
+    """Mean squared error: mean (y - y_hat)^2."""
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        d = y - y_hat
+        return weighted_mean(d * d, self._compute_weights(y, mask))
+
+
+class RMSE(BasePointLoss):
+    """Root mean squared error: sqrt(weighted mean of (y - y_hat)^2) over the whole batch."""
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        d = y - y_hat
+        return weighted_mean(d * d, self._compute_weights(y, mask)).sqrt()
+
+
+class MAPE(BasePointLoss):
+    """Mean absolute percentage error: mean |y - y_hat| / |y| (0 where y = 0)."""
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        scale = _divide_no_nan(np.ones(y.shape, y.dtype), np.abs(y.data))
+        return weighted_mean((y - y_hat).abs() * scale, self._compute_weights(y, mask))
+
+
+class SMAPE(BasePointLoss):
+    """Symmetric MAPE, NeuralForecast's: 2 mean |y - y_hat| / (|y| + |y_hat|), in [0, 2]."""
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        losses = _divide_no_nan((y - y_hat).abs(), y.abs() + y_hat.abs())
+        return weighted_mean(losses, self._compute_weights(y, mask)) * 2.0
+
+
+class MASE(BasePointLoss):
+    """Mean absolute scaled error: |y - y_hat| / mean |y_insample[t] - y_insample[t - seasonality]|.
+
+    seasonality: 24 hourly, 7 daily, 52 weekly, 12 monthly, 4 quarterly, 1 yearly.
+    y_insample: [B, L] or [B, L, N] (the window's input, in the same scale as y). The scale is
+    per window (and series). NeuralForecast computes the same for [B, L]; for the [B, L, N] its
+    base passes, its broadcasting pairs every window with every other window's scale, which is
+    not the intended metric, so ndiv keeps the per-window scale there too.
+    """
+
+    def __init__(self, seasonality: int, horizon_weight=None):
+        super().__init__(horizon_weight)
+        if not isinstance(seasonality, (int, np.integer)) or seasonality < 1:
+            raise ValueError(f"MASE: seasonality must be a positive integer, got {seasonality!r}")
+        self.seasonality = seasonality
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        if y_insample is None:
+            raise ValueError("MASE needs y_insample (the window's input) to compute its scale")
+        y, y_hat = self._prepare(y, y_hat)
+        ins = _raw(y_insample).astype(np.float64)
+        s = self.seasonality
+        if ins.shape[1] <= s:
+            raise ValueError(f"MASE: seasonality={s} needs input_size > {s}, got y_insample with {ins.shape[1]} steps")
+        scale = np.mean(np.abs(ins[:, s:] - ins[:, :-s]), axis=1, keepdims=True)       # [B, 1(, N)]
+        if scale.ndim == 2:
+            scale = scale[:, :, None]
+        losses = _divide_no_nan((y - y_hat).abs(), scale.astype(y.dtype))
+        return weighted_mean(losses, self._compute_weights(y, mask))
+
+
+class HuberLoss(BasePointLoss):
+    """Huber: 0.5 (y - y_hat)^2 where |y - y_hat| < delta, else delta (|y - y_hat| - delta / 2)."""
+
+    def __init__(self, delta: float = 1.0, horizon_weight=None):
+        super().__init__(horizon_weight)
+        if delta <= 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, got {delta}")
+        self.delta = float(delta)
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        d = y - y_hat
+        a = d.abs()
+        quad = d * d * 0.5
+        lin = (a - 0.5 * self.delta) * self.delta
+        return weighted_mean(ndiv.where(a.data < self.delta, quad, lin), self._compute_weights(y, mask))
+
+
+class QuantileLoss(BasePointLoss):
+    """Pinball loss of quantile q: max(q (y - y_hat), (q - 1)(y - y_hat)). Output name '_ql{q}'."""
+
+    def __init__(self, q: float, horizon_weight=None):
+        if not 0 < q < 1:
+            raise ValueError(f"QuantileLoss: q must be between 0 and 1, got {q}")
+        super().__init__(horizon_weight, 1, [f"_ql{q}"])
+        self.q = q
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        d = y - y_hat
+        return weighted_mean(ndiv.maximum(d * self.q, d * (self.q - 1)), self._compute_weights(y, mask))
+
+
+class MQLoss(BasePointLoss):
+    """Multi-quantile loss: the pinball losses of Q quantiles, summed over the quantiles and
+    averaged over the (masked) steps, as NeuralForecast computes it.
+
+    level: interval levels, e.g. [80, 90] -> quantiles [0.5, 0.05, 0.1, 0.9, 0.95] and outputs
+        ['-median', '-lo-90', '-lo-80', '-hi-80', '-hi-90']; or quantiles (overrides level),
+        e.g. [0.1, 0.5, 0.9] -> ['-lo-80.0', '-median', '-hi-80.0'].
+    y_hat: [B, h, N, Q] (after domain_map), or [B, h, N] for a single quantile.
+    """
+
+    def __init__(self, level=(80, 90), quantiles=None, horizon_weight=None):
+        qs, names = level_to_outputs(list(level))
+        if quantiles is not None:
+            qs, names = quantiles_to_outputs(list(quantiles))
+        super().__init__(horizon_weight, len(qs), names)
+        self.quantiles = np.asarray(qs, dtype=np.float64)
+
+    def domain_map(self, y_hat):
+        """[B, h, N * Q] -> [B, h, N, Q]."""
+        return y_hat.reshape(y_hat.shape[0], y_hat.shape[1], -1, self.outputsize_multiplier)
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        if not isinstance(y_hat, Tensor):
+            y_hat = ndiv.tensor(np.asarray(y_hat))
+        if y_hat.ndim == 3:
+            y_hat = y_hat.unsqueeze(-1)
+        y = as_tensor(y, y_hat).unsqueeze(-1)                                      # [B, h, N, 1]
+        if tuple(y.shape[:3]) != tuple(y_hat.shape[:3]):
+            raise ValueError(f"MQLoss: y has shape {tuple(y.shape[:3])} but y_hat has shape {tuple(y_hat.shape)}; "
+                             "expected y [B, h, N] and y_hat [B, h, N, Q]")
+        mask = np.ones(y.shape) if mask is None else _raw(mask)[..., None]
+        error = y_hat - y
+        q = self.quantiles.astype(y_hat.dtype)
+        under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
+        losses = under * q + over * (1 - q)
+        # NeuralForecast's effective formula, kept so that training behaves the same: its
+        # 1 / len(quantiles[None, None, None, :]) is 1, and its weights [B, h, N, 1] count each
+        # step once, so the loss is the SUM over quantiles of the masked mean pinball loss
+        # (its docstring says the mean; the sum is Q times that)
+        weights = self._compute_weights(mask, mask)                                 # [B, h, N, 1]
+        losses = ndiv.where(np.broadcast_to(weights != 0, losses.shape), losses, 0.0)
+        total = weights.sum()
+        num = (losses * weights.astype(losses.dtype)).sum()
+        return num * 0.0 if total == 0 else num / float(total)
