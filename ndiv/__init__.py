@@ -18,3 +18,17 @@ from ndiv import fft  # noqa: F401
 from ndiv.serialization import load, save  # noqa: F401
 
 __version__ = "0.1.0"
+
+_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster")}
+_SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli"}
+
+
+def __getattr__(name):
+    """Submodules and Forecaster load on first use, so `import ndiv` stays light."""
+    import importlib
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ndiv.{name}")
+    raise AttributeError(f"module 'ndiv' has no attribute {name!r}")

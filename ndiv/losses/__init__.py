@@ -13,6 +13,11 @@ from ndiv.losses.distributions import NegativeBinomial, Normal, Poisson, Student
 from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, MQLoss, QuantileLoss,
                                level_to_outputs, quantiles_to_outputs, weighted_mean)
 
+from ndiv.config import record_init_args
+
+for _cls in (BasePointLoss, MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss, DistributionLoss):
+    record_init_args(_cls)  # Forecaster.save writes each loss as its class name and arguments
+
 __all__ = ["MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
            "quantiles_to_outputs", "weighted_mean"]

@@ -1,0 +1,273 @@
+"""The `ndiv` command: forecast a CSV (or the bundled AirPassengers) from the shell.
+
+    ndiv forecast                      # AirPassengers, MLP, last 12 months held out
+    ndiv forecast --data my.csv --freq D --h 14 --input-size 56 --model NHITS --plot fc.png
+    ndiv cv --n-windows 3              # cross-validation
+    ndiv models                        # the models, one line each
+
+CSV columns: unique_id, ds, y (long format). pandas is not needed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+
+import numpy as np
+
+SEASONS = {"MS": 12, "M": 12, "ME": 12, "QS": 4, "Q": 4, "QE": 4, "W": 52, "D": 7, "H": 24, "h": 24,
+           "15min": 96, "30min": 48, "T": 60, "min": 60, "Y": 1, "YS": 1, "A": 1}
+
+
+def season_length(freq) -> int:
+    if isinstance(freq, (int, np.integer)):
+        return 1
+    base = str(freq).lstrip("0123456789")
+    return SEASONS.get(base.split("-")[0], 1)
+
+
+def read_csv(path: str) -> dict:
+    """A long-format CSV -> dict of arrays (ds as datetime64 when it parses as dates)."""
+    try:
+        f = open(path, newline="")
+    except FileNotFoundError:
+        raise SystemExit(f"ndiv: --data {path}: no such file") from None
+    with f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit(f"ndiv: --data {path}: the file has no rows")
+    cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    for need in ("unique_id", "ds", "y"):
+        if need not in cols:
+            raise SystemExit(f"ndiv: --data {path}: missing column {need!r} (has {list(cols)}); "
+                             "the CSV needs unique_id, ds, y")
+    ds = cols["ds"]
+    try:
+        cols["ds"] = ds.astype(np.int64)
+    except ValueError:
+        try:
+            cols["ds"] = ds.astype("datetime64[ns]")
+        except ValueError:
+            raise SystemExit(f"ndiv: --data {path}: column 'ds' holds neither integers nor dates "
+                             f"(e.g. {ds[0]!r})") from None
+    for k in cols:
+        if k not in ("unique_id", "ds"):
+            try:
+                cols[k] = np.array([float(v) if v != "" else np.nan for v in cols[k]])
+            except ValueError:
+                raise SystemExit(f"ndiv: --data {path}: column {k!r} is not numeric") from None
+    return cols
+
+
+def write_csv(path: str, table: dict) -> None:
+    keys = list(table)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for row in zip(*[_fmt_col(table[k]) for k in keys]):
+            w.writerow(row)
+
+
+def _fmt_col(a):
+    a = np.asarray(a)
+    if a.dtype.kind == "M":
+        return [str(v)[:10] if str(v).endswith("T00:00:00.000000000") else str(v) for v in a]
+    if a.dtype.kind == "f":
+        return [f"{v:.6g}" for v in a]
+    return [str(v) for v in a]
+
+
+def _as_dict(df) -> dict:
+    if isinstance(df, dict):
+        return df
+    return {k: df[k].to_numpy() for k in df.columns}
+
+
+def _split(data: dict, h: int):
+    """The last h rows of every series as test, the rest as train."""
+    uid, ds = data["unique_id"], data["ds"]
+    order = np.lexsort((ds, uid))
+    data = {k: np.asarray(v)[order] for k, v in data.items()}
+    uid = data["unique_id"]
+    _, first, counts = np.unique(uid, return_index=True, return_counts=True)
+    test = np.zeros(len(uid), bool)
+    for f, c in zip(first, counts):
+        if c <= h:
+            raise SystemExit(f"ndiv: series {uid[f]!r} has {c} rows; holding out --h {h} leaves nothing to train on")
+        test[f + c - h: f + c] = True
+    return {k: v[~test] for k, v in data.items()}, {k: v[test] for k, v in data.items()}
+
+
+def seasonal_naive(train: dict, h: int, season: int) -> np.ndarray:
+    """The value one season earlier, per series, for the h steps after each series' end."""
+    out = []
+    for u in np.unique(train["unique_id"]):
+        y = train["y"][train["unique_id"] == u]
+        m = min(season, len(y))
+        out.append(np.resize(y[-m:], h))
+    return np.concatenate(out)
+
+
+def _model(args):
+    from ndiv.models import MODELS
+    if args.model not in MODELS:
+        raise SystemExit(f"ndiv: unknown --model {args.model!r}; choose one of {sorted(MODELS)} (ndiv models lists them)")
+    kwargs = dict(h=args.h, input_size=args.input_size, max_steps=args.max_steps, random_seed=args.seed)
+    if args.level:
+        from ndiv.losses import MQLoss
+        kwargs["loss"] = MQLoss(level=args.level)
+    return MODELS[args.model](**kwargs)
+
+
+def cmd_models(args) -> int:
+    from ndiv.models import MODELS
+    for name, cls in sorted(MODELS.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:14s} {doc}")
+    return 0
+
+
+def _load(args):
+    if args.data:
+        freq = args.freq
+        if freq is None:
+            raise SystemExit("ndiv: --freq is needed with --data (e.g. MS, D, h, W, or 1 for integer ds)")
+        data = read_csv(args.data)
+    else:
+        from ndiv.datasets import load_air_passengers
+        data = _as_dict(load_air_passengers())
+        freq = args.freq or "MS"
+    try:
+        freq = int(freq)
+    except (TypeError, ValueError):
+        pass
+    return data, freq
+
+
+def cmd_forecast(args) -> int:
+    import ndiv
+    from ndiv.metrics import mae, smape
+    data, freq = _load(args)
+    train, test = _split(data, args.h)
+    model = _model(args)
+    fc = ndiv.Forecaster(models=[model], freq=freq)
+    t0 = time.perf_counter()
+    fc.fit(train)
+    fit_s = time.perf_counter() - t0
+    pred = _as_dict(fc.predict())
+    naive = seasonal_naive(train, args.h, season_length(freq))
+    name = str(model)
+    y = np.asarray(test["y"], dtype=np.float64)
+    point = name if name in pred else f"{name}-median"   # MQLoss gives the median as the point forecast
+    table = {"unique_id": pred["unique_id"], "ds": pred["ds"], "y": y,
+             **{k: np.asarray(v, dtype=np.float64) for k, v in pred.items() if k.startswith(name)},
+             "SeasonalNaive": naive}
+    print(f"{name} trained for {args.max_steps} steps in {fit_s:.2f} s on {len(np.unique(train['unique_id']))} "
+          f"series; forecast of the last {args.h} points of each:")
+    _print_table(table, limit=args.h * 3)
+    print(f"\n{'model':14s} {'MAE':>10s} {'sMAPE %':>9s}")
+    for col in (point, "SeasonalNaive"):
+        print(f"{col:14s} {mae(y, table[col]):10.3f} {100 * smape(y, table[col]):9.2f}")
+    write_csv(args.output, table)
+    print(f"\nwrote {args.output}")
+    if args.plot:
+        _plot(args.plot, train, table, name, point)
+    return 0
+
+
+def cmd_cv(args) -> int:
+    import ndiv
+    from ndiv.metrics import mae
+    data, freq = _load(args)
+    model = _model(args)
+    fc = ndiv.Forecaster(models=[model], freq=freq)
+    cv = _as_dict(fc.cross_validation(data, n_windows=args.n_windows, step_size=args.step_size))
+    name = str(model) if str(model) in cv else f"{model}-median"
+    _print_table(cv, limit=3 * args.h)
+    for c in np.unique(cv["cutoff"]):
+        sel = cv["cutoff"] == c
+        print(f"cutoff {str(c)[:10]}: MAE {mae(cv['y'][sel], cv[name][sel]):.3f}")
+    write_csv(args.output, cv)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _print_table(table: dict, limit: int) -> None:
+    keys = list(table)
+    cols = [_fmt_col(table[k]) for k in keys]
+    widths = [max(len(k), *(len(v) for v in c[:limit])) for k, c in zip(keys, cols)]
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths)))
+    n = len(cols[0])
+    for i in range(min(n, limit)):
+        print("  ".join(c[i].rjust(w) for c, w in zip(cols, widths)))
+    if n > limit:
+        print(f"... ({n - limit} more rows in the output file)")
+
+
+def _plot(path: str, train: dict, table: dict, name: str, point: str) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("ndiv: --plot needs matplotlib: pip install 'ndiv[plot]'") from None
+    uids = np.unique(table["unique_id"])[:4]
+    fig, axes = plt.subplots(len(uids), 1, figsize=(9, 3 * len(uids)), squeeze=False)
+    for ax, u in zip(axes[:, 0], uids):
+        tr = train["unique_id"] == u
+        te = table["unique_id"] == u
+        ax.plot(train["ds"][tr], train["y"][tr], color="k", lw=1, label="history")
+        ax.plot(table["ds"][te], table["y"][te], color="k", lw=1, ls="--", label="actual")
+        ax.plot(table["ds"][te], table[point][te], color="C0", lw=2, label=point)
+        ax.plot(table["ds"][te], table["SeasonalNaive"][te], color="C1", lw=1, label="seasonal naive")
+        lo = [k for k in table if k.startswith(f"{name}-lo-")]
+        for k in lo:
+            hi = k.replace("-lo-", "-hi-")
+            ax.fill_between(table["ds"][te], table[k][te], table[hi][te], color="C0", alpha=0.2, label=f"{k.split('-lo-')[1]}% interval")
+        ax.set_title(str(u))
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ndiv", description="Neural forecasting without a deep-learning framework.")
+    sub = p.add_subparsers(dest="command")
+
+    def common(sp, output):
+        sp.add_argument("--data", help="long-format CSV with unique_id, ds, y (default: the bundled AirPassengers)")
+        sp.add_argument("--model", default="MLP", help="model name (see `ndiv models`; default MLP)")
+        sp.add_argument("--h", type=int, default=12, help="forecast horizon (default 12)")
+        sp.add_argument("--input-size", type=int, default=24, help="input window length (default 24)")
+        sp.add_argument("--freq", default=None, help="pandas frequency of ds (MS, D, h, W) or 1 for integers")
+        sp.add_argument("--max-steps", type=int, default=300, help="training steps (default 300)")
+        sp.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+        sp.add_argument("--output", default=output, help=f"output CSV (default {output})")
+        sp.add_argument("--level", type=int, nargs="+", help="prediction intervals, e.g. --level 80 90 (trains with MQLoss)")
+
+    f = sub.add_parser("forecast", help="hold out the last h points, forecast them, compare with seasonal naive")
+    common(f, "forecast.csv")
+    f.add_argument("--plot", help="write a PNG of history, forecast and intervals (needs matplotlib)")
+    c = sub.add_parser("cv", help="cross-validation over the last windows of each series")
+    common(c, "cv.csv")
+    c.add_argument("--n-windows", type=int, default=3)
+    c.add_argument("--step-size", type=int, default=12)
+    sub.add_parser("models", help="list the models")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    for k in ("h", "input_size", "max_steps"):
+        if getattr(args, k, 1) is not None and getattr(args, k, 1) < 1:
+            raise SystemExit(f"ndiv: --{k.replace('_', '-')} must be a positive integer")
+    return {"forecast": cmd_forecast, "cv": cmd_cv, "models": cmd_models}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""Forecaster: NeuralForecast's user-facing object (fit, predict, cross_validation,
+predict_insample, save, load) over ndiv models.
+
+    >>> from ndiv import Forecaster
+    >>> from ndiv.models import MLP
+    >>> fc = Forecaster(models=[MLP(h=12, input_size=24, max_steps=100)], freq="MS")
+    >>> fc.fit(df)                       # df: unique_id, ds, y (+ exogenous columns)
+    >>> fc.predict()                     # unique_id, ds, MLP
+
+Data come as a pandas DataFrame or a dict of 1-D arrays; the output has the same kind.
+Saved forecasters are a folder of JSON (configuration, local scalers, the last rows of the
+data needed to predict) and safetensors weights: loading never unpickles.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+import ndiv
+from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
+                       make_frame)
+from ndiv.data.local_scalers import LocalScaler
+from ndiv.models import MODELS, BaseModel
+
+FORMAT_VERSION = 1
+
+
+class Forecaster:
+    """Fit and forecast several models on long-format data.
+
+    Args:
+        models: ndiv models (each with its own h; they must agree).
+        freq: pandas frequency string of the timestamps ('MS', 'D', 'h', 'W', ...), or an int
+            step for integer timestamps.
+        local_scaler_type: None, 'standard', 'robust', 'robust-iqr', 'minmax' or 'boxcox':
+            per-series scaling of y and the exogenous columns before the models see them.
+    """
+
+    def __init__(self, models: Sequence[BaseModel], freq, local_scaler_type: str | None = None):
+        models = list(models)
+        if not models:
+            raise ValueError("Forecaster needs at least one model, e.g. models=[MLP(h=12, input_size=24)]")
+        for m in models:
+            if not isinstance(m, BaseModel):
+                raise TypeError(f"models must be ndiv models (ndiv.models.*), got {type(m).__name__}")
+        names = [str(m) for m in models]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"two models share the name {dup}; give them different alias= values")
+        if local_scaler_type is not None:
+            LocalScaler(local_scaler_type)  # validates the name
+        self.models = models
+        self.freq = freq
+        self.local_scaler_type = local_scaler_type
+        self.h = models[0].h
+        self._fitted = False
+        self._dataset = None
+        self._scalers: dict = {}
+        self._like = None
+
+    # -- data --------------------------------------------------------------------------------
+    def _exog_cols(self) -> list[str]:
+        cols: list[str] = []
+        for m in self.models:
+            for c in m.hist_exog_list + m.futr_exog_list:
+                if c not in cols:
+                    cols.append(c)
+        return cols
+
+    def _dataset_from(self, df, static_df, id_col, time_col, target_col):
+        cols = columns_of(df, "df")
+        exog = self._exog_cols()
+        missing = [c for c in exog if c not in cols]
+        if missing:
+            raise ValueError(f"df lacks the exogenous column{'s' if len(missing) > 1 else ''} {missing} that "
+                             f"the models list in futr_exog_list/hist_exog_list; add them to df")
+        keep = {k: cols[k] for k in [id_col, time_col, target_col, *exog, AVAILABLE_MASK] if k in cols}
+        ds = TimeSeriesDataset.from_df(keep, freq=self.freq, static_df=static_df, exog_cols=exog,
+                                       id_col=id_col, time_col=time_col, target_col=target_col)
+        return ds
+
+    def _check_lengths(self, ds: TimeSeriesDataset, val_size: int, test_size: int):
+        for m in self.models:
+            need = (1 if m.start_padding_enabled else m.input_size) + m.h + val_size + test_size
+            if ds.max_size < need and not m.start_padding_enabled:
+                ds.check_min_length(need, str(m), f"(input_size={m.input_size} + h={m.h} + val_size={val_size} "
+                                    f"+ test_size={test_size})")
+
+    # -- fit / predict -----------------------------------------------------------------------
+    def fit(self, df=None, static_df=None, val_size: int = 0, id_col: str = "unique_id",
+            time_col: str = "ds", target_col: str = "y") -> "Forecaster":
+        """Train every model on df (long format). val_size: the last steps of each series used
+        for validation (early stopping), not for training."""
+        if df is None:
+            raise ValueError("fit needs df: a long-format table with unique_id, ds, y")
+        if not isinstance(val_size, (int, np.integer)) or val_size < 0:
+            raise ValueError(f"val_size must be a non-negative integer, got {val_size!r}")
+        ds = self._dataset_from(df, static_df, id_col, time_col, target_col)
+        self._check_lengths(ds, val_size, 0)
+        self._raw_dataset = ds
+        ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type)
+        for m in self.models:
+            m.fit_dataset(ds, val_size=val_size, test_size=0)
+        self._dataset, self._fitted, self._like = ds, True, df
+        self._static_df = static_df
+        return self
+
+    def _require_fit(self, what: str):
+        if not self._fitted:
+            raise ValueError(f"call fit(df) before {what}")
+
+    def predict(self, df=None, static_df=None, futr_df=None, level: Sequence[int] | None = None):
+        """Forecast h steps after the end of each series (of df if given, else the fit data).
+
+        futr_df: the future exogenous values of the h forecast dates (needed when a model has
+        futr_exog_list). level: prediction-interval levels for models with a DistributionLoss
+        (models with MQLoss give the levels of their loss). Returns unique_id, ds and one column
+        per model output (`MLP`, `MLP-median`, `MLP-lo-90`, ...)."""
+        self._require_fit("predict")
+        like = self._like if df is None else df
+        if df is None:
+            ds = self._dataset
+        else:
+            raw = self._dataset_from(df, static_df if static_df is not None else self._static_df,
+                                     self._raw_dataset.id_col, self._raw_dataset.time_col, self._raw_dataset.target_col)
+            ds = apply_local_scalers(raw, self._scalers) if self._scalers else raw
+            if self._scalers and not np.array_equal(raw.uids, self._raw_dataset.uids):
+                raise ValueError("with local_scaler_type, predict(df) needs the same series as fit")
+        futr = sorted({c for m in self.models for c in m.futr_exog_list})
+        if futr and futr_df is None:
+            raise ValueError(f"the models use future exogenous columns {futr}: pass futr_df with unique_id, ds "
+                             f"and those columns for the {self.h} dates after each series' end")
+        full = ds.append_future(self.h, futr_df, futr)
+        if self._scalers and futr:
+            full = _rescale_future(full, ds, self._scalers, self.h)
+        uid, dates = ds.future_dates(self.h)
+        out = {ds.id_col: uid, ds.time_col: dates}
+        for m in self.models:
+            m.test_size = self.h
+            y = m.predict_dataset(full, step_size=1, level=level)
+            self._add_columns(out, m, y, ds, level)
+        return make_frame(out, like)
+
+    def _add_columns(self, out: dict, model: BaseModel, y: np.ndarray, ds, level=None):
+        """y: [n_series * n_windows, h, n_out] (univariate) or [n_windows, h, n_series, n_out]."""
+        if model.MULTIVARIATE:
+            y = y.transpose(2, 0, 1, 3)                          # [n_series, n_windows, h, n_out]
+        else:
+            y = y.reshape(ds.n_series, -1, model.h, y.shape[-1])
+        y = y.reshape(-1, y.shape[-1])
+        y = self._inverse_local(y, ds, model.h)
+        for j, suffix in enumerate(_output_names(model)):
+            out[f"{model}{suffix}"] = y[:, j]
+
+    def _inverse_local(self, y, ds, h):
+        """Undo the local scaler of y per series: y rows are series-major, h * windows per series."""
+        sc = self._scalers.get(ds.target_col)
+        if sc is None:
+            return y
+        per = len(y) // ds.n_series
+        return sc.inverse_transform(y, np.arange(ds.n_series + 1) * per).astype(np.float32)
+
+    def cross_validation(self, df=None, static_df=None, n_windows: int = 1, step_size: int = 1,
+                         val_size: int = 0, refit: bool | int = False, id_col: str = "unique_id",
+                         time_col: str = "ds", target_col: str = "y"):
+        """Forecasts from n_windows cutoffs at the end of each series, step_size apart, with
+        the models trained on the data before the first cutoff (refit=True: retrained before
+        every cutoff). Returns unique_id, ds, cutoff, y and one column per model output."""
+        if df is None:
+            raise ValueError("cross_validation needs df")
+        for k, v, lo in (("n_windows", n_windows, 1), ("step_size", step_size, 1), ("val_size", val_size, 0)):
+            if not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+        h = self.h
+        test_size = h + step_size * (n_windows - 1)
+        raw = self._dataset_from(df, static_df, id_col, time_col, target_col)
+        self._check_lengths(raw, val_size, test_size)
+        if raw.min_size <= test_size:
+            raw.check_min_length(test_size + 1, "cross_validation", f"(h={h} + step_size={step_size} x "
+                                 f"(n_windows={n_windows} - 1) steps of test data and at least one to train on)")
+        ds, scalers = fit_local_scalers(raw, self.local_scaler_type)
+        self._scalers = scalers
+        out = {}
+        refits = [0] if not refit else list(range(n_windows))
+        if isinstance(refit, int) and not isinstance(refit, bool) and refit > 1:
+            refits = list(range(0, n_windows, refit))
+        pieces = {m: [] for m in self.models}
+        for m in self.models:
+            for w0_i, w0 in enumerate(refits):
+                w1 = refits[w0_i + 1] if w0_i + 1 < len(refits) else n_windows
+                ts = h + step_size * (n_windows - 1 - w0)
+                m.fit_dataset(ds, val_size=val_size, test_size=ts)
+                m.test_size = ts
+                y = m.predict_dataset(ds, step_size=step_size)
+                y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, -1, h, y.shape[-1]))
+                pieces[m].append(y[:, : w1 - w0])
+        # dates, cutoffs and actuals of every (series, window, step)
+        ends = raw.indptr[1:]
+        win = np.arange(n_windows)
+        first_target = ends[:, None] - test_size + win[None, :] * step_size                   # [S, W]
+        rows = first_target[:, :, None] + np.arange(h)[None, None, :]                            # [S, W, h]
+        out[raw.id_col] = np.repeat(raw.uids, n_windows * h)
+        out[raw.time_col] = raw.ds[rows.reshape(-1)]
+        out["cutoff"] = raw.ds[(first_target - 1)].repeat(h, axis=1).reshape(-1)
+        for m in self.models:
+            y = np.concatenate(pieces[m], axis=1).reshape(-1, pieces[m][0].shape[-1])          # [S*W*h, n_out]
+            y = self._inverse_local(y, ds, h)
+            for j, suffix in enumerate(_output_names(m)):
+                out[f"{m}{suffix}"] = y[:, j]
+        out[raw.target_col] = raw.temporal[rows.reshape(-1), 0]
+        self._dataset, self._raw_dataset, self._fitted, self._like, self._static_df = ds, raw, True, df, static_df
+        return make_frame(out, df)
+
+    def predict_insample(self, step_size: int = 1):
+        """Forecasts of the fitted models for windows over the whole training history, every
+        step_size steps (as NeuralForecast's predict_insample). Returns unique_id, ds, cutoff,
+        y and the model columns."""
+        self._require_fit("predict_insample")
+        ds = self._dataset
+        h = self.h
+        out_cols = None
+        for m in self.models:
+            test_size = ds.max_size - m.input_size if ds.max_size > m.input_size else ds.max_size
+            test_size = max(test_size, h)
+            m.test_size = test_size
+            y = m.predict_dataset(ds, step_size=step_size)
+            n_w = y.shape[0] // ds.n_series if not m.MULTIVARIATE else y.shape[0]
+            y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, n_w, h, y.shape[-1]))
+            # window w of series s forecasts padded positions T - test_size + w*step .. + h
+            T = ds.max_size
+            start = T - test_size + np.arange(n_w) * step_size                                # [W] padded
+            pos = start[:, None] + np.arange(h)[None, :]                                        # [W, h]
+            keep = pos < T                                                                      # inside history
+            if out_cols is None:
+                out_cols = {ds.id_col: [], ds.time_col: [], "cutoff": [], ds.target_col: []}
+                pad = T - ds.sizes                                                              # [S]
+                sel_rows = []
+                for s in range(ds.n_series):
+                    r = pos - pad[s]                                                            # row within series
+                    ok = keep & (r >= 0) & (start[:, None] - 1 - pad[s] >= 0)
+                    sel_rows.append((s, ok, r))
+                    base = ds.indptr[s]
+                    out_cols[ds.id_col].append(np.repeat(ds.uids[s], ok.sum()))
+                    out_cols[ds.time_col].append(ds.ds[base + r[ok]])
+                    cut = np.broadcast_to((start[:, None] - 1 - pad[s]), r.shape)[ok]
+                    out_cols["cutoff"].append(ds.ds[base + cut])
+                    out_cols[ds.target_col].append(self._raw_dataset.temporal[base + r[ok], 0])
+                out_cols = {k: np.concatenate(v) for k, v in out_cols.items()}
+            vals = []
+            for s, ok, r in sel_rows:
+                ys = y[s][ok]                                                                   # [n, n_out]
+                sc = self._scalers.get(ds.target_col)
+                if sc is not None:  # rows of series s only: the other series get zero rows
+                    counts = np.zeros(ds.n_series, np.int64)
+                    counts[s] = len(ys)
+                    ys = sc.inverse_transform(ys, np.concatenate([[0], np.cumsum(counts)])).astype(np.float32)
+                vals.append(ys)
+            vals = np.concatenate(vals)
+            for j, suffix in enumerate(_output_names(m)):
+                out_cols[f"{m}{suffix}"] = vals[:, j]
+        return make_frame(out_cols, self._like)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str, overwrite: bool = False) -> None:
+        """Write a folder: forecaster.json (models' configurations, freq, local scalers, the
+        data tail needed to predict) and one safetensors file of weights per model."""
+        self._require_fit("save")
+        if os.path.exists(path) and os.listdir(path) and not overwrite:
+            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it")
+        os.makedirs(path, exist_ok=True)
+        models = []
+        for i, m in enumerate(self.models):
+            fname = f"model_{i}.safetensors"
+            ndiv.save(m.state_dict(), os.path.join(path, fname))
+            models.append({"class": type(m).__name__, "config": _to_json(m._init_config), "weights": fname})
+        ds = self._dataset
+        meta = {
+            "format_version": FORMAT_VERSION, "ndiv_version": ndiv.__version__,
+            "freq": self.freq, "local_scaler_type": self.local_scaler_type, "models": models,
+            "scalers": {k: v.to_dict() for k, v in self._scalers.items()},
+        }
+        with open(os.path.join(path, "forecaster.json"), "w") as f:
+            json.dump(meta, f, indent=1, default=_json_default)
+        _save_dataset(ds, os.path.join(path, "data.safetensors"), os.path.join(path, "data.json"))
+
+    @classmethod
+    def load(cls, path: str) -> "Forecaster":
+        """Load a folder written by save(): JSON and safetensors only (never a pickle)."""
+        meta_path = os.path.join(path, "forecaster.json")
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{meta_path} not found: is {path!r} a folder written by Forecaster.save?")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format_version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
+        models = []
+        for entry in meta["models"]:
+            if entry["class"] not in MODELS:
+                raise ValueError(f"{path}: unknown model class {entry['class']!r}; known: {sorted(MODELS)}")
+            model = MODELS[entry["class"]](**_from_json(entry["config"]))
+            model.load_state_dict(ndiv.load(os.path.join(path, entry["weights"])), strict=True)
+            model.eval()
+            models.append(model)
+        fc = cls(models, freq=meta["freq"], local_scaler_type=meta["local_scaler_type"])
+        fc._scalers = {k: LocalScaler.from_dict(v) for k, v in meta["scalers"].items()}
+        fc._dataset = _load_dataset(os.path.join(path, "data.safetensors"), os.path.join(path, "data.json"))
+        fc._raw_dataset = fc._dataset
+        fc._static_df = None
+        fc._fitted = True
+        fc._like = "pandas" if _has_pandas() else None
+        return fc
+
+
+def _rescale_future(full, ds, scalers, h):
+    """Local-scale the appended future exogenous rows (the y placeholders stay 0)."""
+    n_rows = len(full.temporal)
+    future = np.zeros(n_rows, bool)
+    for i in range(ds.n_series):
+        future[full.indptr[i + 1] - h: full.indptr[i + 1]] = True
+    scaled = apply_local_scalers(full, {k: v for k, v in scalers.items() if k != ds.target_col}, rows=future)
+    return scaled
+
+
+def _output_names(model) -> list[str]:
+    return list(getattr(model.loss, "output_names", [""]))
+
+
+def _has_pandas() -> bool:
+    try:
+        import pandas  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _json_default(v):
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"cannot save a value of type {type(v).__name__} in the model configuration")
+
+
+def _to_json(config: dict) -> dict:
+    """Model configuration -> JSON-able dict; losses become {'__loss__': name, 'config': {...}}."""
+    out = {}
+    for k, v in config.items():
+        if hasattr(v, "is_distribution_output"):
+            out[k] = {"__loss__": type(v).__name__, "config": _to_json(getattr(v, "_init_config", {}))}
+        elif isinstance(v, type):
+            raise ValueError(f"cannot save option {k}={v!r} (a class); save supports the default optimizer and scheduler")
+        else:
+            out[k] = v
+    return out
+
+
+def _from_json(config: dict) -> dict:
+    from ndiv import losses
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict) and "__loss__" in v:
+            out[k] = getattr(losses, v["__loss__"])(**_from_json(v["config"]))
+        else:
+            out[k] = v
+    return out
+
+
+def _save_dataset(ds: TimeSeriesDataset, weights_path: str, json_path: str) -> None:
+    arrays = {"temporal": ds.temporal, "indptr": ds.indptr}
+    if ds.static is not None:
+        arrays["static"] = ds.static
+    kind = "datetime" if ds.ds.dtype.kind == "M" else "int"
+    arrays["ds"] = ds.ds.astype("datetime64[ns]").astype(np.int64) if kind == "datetime" else ds.ds.astype(np.int64)
+    ndiv.save(arrays, weights_path)
+    meta = {"temporal_cols": ds.temporal_cols, "uids": ds.uids.tolist(), "uid_kind": ds.uids.dtype.kind,
+            "static_cols": ds.static_cols, "freq": ds.freq, "ds_kind": kind, "id_col": ds.id_col,
+            "time_col": ds.time_col, "target_col": ds.target_col}
+    with open(json_path, "w") as f:
+        json.dump(meta, f, default=_json_default)
+
+
+def _load_dataset(weights_path: str, json_path: str) -> TimeSeriesDataset:
+    arrays = ndiv.load(weights_path)
+    with open(json_path) as f:
+        meta = json.load(f)
+    ds = arrays["ds"].astype("datetime64[ns]") if meta["ds_kind"] == "datetime" else arrays["ds"]
+    uids = np.asarray(meta["uids"])
+    return TimeSeriesDataset(arrays["temporal"], meta["temporal_cols"], arrays["indptr"], uids, ds,
+                             arrays.get("static"), meta["static_cols"], meta["freq"], meta["id_col"],
+                             meta["time_col"], meta["target_col"])

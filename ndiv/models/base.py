@@ -1,0 +1,407 @@
+"""BaseModel: what every forecasting model shares, written once.
+
+A model file subclasses BaseModel and holds its architecture only: `__init__` builds layers,
+`forward(windows_batch)` maps NeuralForecast's window dict to a forecast [B, h, n_out]
+(univariate) or [B, h, n_series * n_out] (multivariate). Everything else lives here, with
+NeuralForecast's names and semantics: the hyperparameters and their defaults, the training loop
+(window sampling, temporal scaling, Adam + StepLR with `num_lr_decays`, validation every
+`val_check_steps`, early stopping, gradient clipping, a non-finite-loss stop), and prediction
+over windows with the inverse scaling and the loss's output columns.
+
+Shared options (and NeuralForecast's names for them) are declared once in SHARED_DEFAULTS; a
+model overrides the defaults that NeuralForecast gives it in its class attribute DEFAULTS, and
+`help(Model)` shows the merged signature (`__init_subclass__` builds it).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import time
+
+import numpy as np
+
+import ndiv
+import ndiv.optim
+from ndiv import nn
+from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
+from ndiv.config import record_init_args
+from ndiv.random import manual_seed
+
+# NeuralForecast's BaseModel options, with the defaults most of its models use.
+SHARED_DEFAULTS = dict(
+    loss=None,                      # None: MAE()
+    valid_loss=None,                # None: the training loss
+    max_steps=1000,
+    learning_rate=1e-3,
+    num_lr_decays=-1,               # > 0: halve the lr num_lr_decays times, evenly over max_steps
+    early_stop_patience_steps=-1,   # > 0: stop after that many validation checks without improvement
+    val_check_steps=100,
+    batch_size=32,                  # series per step
+    valid_batch_size=None,
+    windows_batch_size=1024,        # windows per step
+    inference_windows_batch_size=-1,
+    start_padding_enabled=False,
+    training_data_availability_threshold=0.0,
+    step_size=1,
+    scaler_type="identity",
+    futr_exog_list=None,
+    hist_exog_list=None,
+    stat_exog_list=None,
+    exclude_insample_y=False,
+    n_series=None,                  # multivariate models: the number of series
+    random_seed=1,
+    drop_last_loader=False,
+    alias=None,
+    optimizer=None,                 # an ndiv.optim.Optimizer subclass (default Adam)
+    optimizer_kwargs=None,
+    lr_scheduler=None,              # an ndiv.optim.lr_scheduler class (default StepLR)
+    lr_scheduler_kwargs=None,
+    gradient_clip_val=None,         # Lightning's trainer option: clip the global grad norm
+    enable_progress_bar=None,       # None: a bar on a terminal for fits longer than ~2 s
+    dedupe_windows=True,            # compute repeated windows once (see DESIGN.md); off with dropout
+)
+
+# Lightning trainer options NeuralForecast users pass; accepted and ignored on the CPU.
+_IGNORED_TRAINER_KWARGS = {"accelerator", "devices", "logger", "enable_checkpointing", "enable_model_summary",
+                           "deterministic", "precision", "callbacks", "num_sanity_val_steps", "log_every_n_steps"}
+
+
+class BaseModel(nn.Module):
+    """The shared base of every ndiv forecasting model (NeuralForecast's BaseModel)."""
+
+    EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = False
+    MULTIVARIATE = RECURRENT = False
+    DEFAULTS: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        record_init_args(cls)
+        own = inspect.signature(cls.__init__)
+        params = [p for p in own.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        names = {p.name for p in params}
+        defaults = {**SHARED_DEFAULTS, **cls.DEFAULTS}
+        shared = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+                  for k, v in defaults.items() if k not in names]
+        params = [p if p.kind != p.KEYWORD_ONLY else p.replace(kind=p.POSITIONAL_OR_KEYWORD) for p in params]
+        cls.__signature__ = inspect.Signature(params[1:] + shared)  # without self
+        cls.__init__.__signature__ = inspect.Signature(params + shared)
+
+    def __init__(self, h: int, input_size: int, **kwargs):
+        super().__init__()
+        name = type(self).__name__
+        unknown = set(kwargs) - set(SHARED_DEFAULTS) - _IGNORED_TRAINER_KWARGS
+        if unknown:
+            raise TypeError(f"{name}: unknown option{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
+                            f"see help(ndiv.models.{name}) for the accepted ones")
+        if "max_epochs" in kwargs:
+            raise ValueError("max_epochs is not supported, use max_steps")
+        opts = {**SHARED_DEFAULTS, **self.DEFAULTS,
+                **{k: v for k, v in kwargs.items() if k not in _IGNORED_TRAINER_KWARGS}}
+        for k in ("h", "input_size"):
+            v = h if k == "h" else input_size
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: {k} must be a positive integer, got {v!r}")
+        self.h, self.input_size = int(h), int(input_size)
+        for k in ("max_steps", "batch_size", "val_check_steps", "step_size"):
+            if not isinstance(opts[k], (int, np.integer)) or opts[k] < 1:
+                raise ValueError(f"{name}: {k} must be a positive integer, got {opts[k]!r}")
+        if not opts["learning_rate"] > 0:
+            raise ValueError(f"{name}: learning_rate must be > 0, got {opts['learning_rate']!r}")
+
+        from ndiv.losses import MAE  # the losses import nn; keep the model import light
+        self.loss = opts["loss"] if opts["loss"] is not None else MAE()
+        self.valid_loss = opts["valid_loss"] if opts["valid_loss"] is not None else self.loss
+        for k in ("futr_exog_list", "hist_exog_list", "stat_exog_list"):
+            setattr(self, k, list(opts[k] or []))
+        for kind, flag in (("futr", self.EXOGENOUS_FUTR), ("hist", self.EXOGENOUS_HIST), ("stat", self.EXOGENOUS_STAT)):
+            if getattr(self, f"{kind}_exog_list") and not flag:
+                raise ValueError(f"{name} does not support {kind} exogenous variables "
+                                 f"({kind}_exog_list={getattr(self, f'{kind}_exog_list')}); remove them")
+        self.futr_exog_size = len(self.futr_exog_list)
+        self.hist_exog_size = len(self.hist_exog_list)
+        self.stat_exog_size = len(self.stat_exog_list)
+        if self.MULTIVARIATE and opts["n_series"] is None:
+            raise ValueError(f"{name} is a multivariate model: set n_series to the number of series in your data")
+        self.n_series = opts["n_series"] if self.MULTIVARIATE else 1
+
+        for k in ("max_steps", "learning_rate", "num_lr_decays", "early_stop_patience_steps", "val_check_steps",
+                  "windows_batch_size", "start_padding_enabled", "training_data_availability_threshold",
+                  "step_size", "scaler_type", "exclude_insample_y", "random_seed", "drop_last_loader", "alias",
+                  "optimizer", "optimizer_kwargs", "lr_scheduler", "lr_scheduler_kwargs", "gradient_clip_val",
+                  "enable_progress_bar", "dedupe_windows"):
+            setattr(self, k, opts[k])
+        self.batch_size = max(opts["batch_size"], self.n_series) if self.MULTIVARIATE else opts["batch_size"]
+        self.valid_batch_size = opts["valid_batch_size"] or self.batch_size
+        iwbs = opts["inference_windows_batch_size"]
+        self.inference_windows_batch_size = self.windows_batch_size if iwbs is None else iwbs
+        self.lr_decay_steps = max(self.max_steps // self.num_lr_decays, 1) if self.num_lr_decays > 0 else 10 ** 8
+        self.hparams = {"h": self.h, "input_size": self.input_size, **{k: v for k, v in kwargs.items()}}
+
+        n_scaled = 1 + self.hist_exog_size + self.futr_exog_size
+        self.scaler = TemporalNorm(scaler_type=self.scaler_type, dim=1, num_features=n_scaled)
+        self.val_size = self.test_size = 0
+        self.train_trajectories: list = []
+        self.valid_trajectories: list = []
+        # NeuralForecast seeds before the model builds its layers: same seed, same weights
+        manual_seed(self.random_seed)
+
+    def __repr__(self):
+        return self.alias or type(self).__name__
+
+    # -- the pieces the loop uses ------------------------------------------------------------
+    def _tensors(self, batch: dict) -> dict:
+        """The model's input dict as Tensors (no gradient), NeuralForecast's keys."""
+        out = {}
+        for k in ("insample_y", "insample_mask", "futr_exog", "hist_exog", "stat_exog"):
+            v = batch.get(k)
+            out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32))
+        if self.exclude_insample_y:
+            out["insample_y"] = out["insample_y"] * 0.0
+        return out
+
+    def _loss(self, loss_fn, output, batch, y_loc, y_scale, original: bool):
+        """loss_fn on one batch. Point losses compare in the scaled space during training
+        (original=False) and in the data's scale during validation (original=True)."""
+        mask = ndiv.tensor(batch["outsample_mask"].astype(np.float32))
+        if self.loss.is_distribution_output:
+            distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
+            y = ndiv.tensor(batch["original_outsample_y"][..., None] if batch["original_outsample_y"].ndim == 2
+                            else batch["original_outsample_y"])
+            if loss_fn.is_distribution_output:
+                return loss_fn(y=y, distr_args=distr_args, mask=mask)
+            _, mean, quants = self.loss.sample(distr_args=distr_args, rng=self._rng)
+            y_hat = quants if self._wants_quantiles(loss_fn) else mean[..., 0]
+            return loss_fn(y=y, y_hat=ndiv.tensor(y_hat), mask=mask)
+        if original:
+            output = _inverse(self.scaler, output, y_loc, y_scale)
+            y = batch["original_outsample_y"]
+            y = ndiv.tensor(y[..., None] if y.ndim == 2 else y)
+            insample = _inverse(self.scaler, ndiv.tensor(batch["insample_y"]), y_loc, y_scale)
+            return loss_fn(y=y, y_hat=output, mask=mask, y_insample=insample)
+        return loss_fn(y=ndiv.tensor(batch["outsample_y"]), y_hat=output, mask=mask,
+                       y_insample=ndiv.tensor(batch["insample_y"]))
+
+    @staticmethod
+    def _wants_quantiles(loss_fn) -> bool:
+        return loss_fn.outputsize_multiplier > 1
+
+    def _has_sample_randomness(self) -> bool:
+        """Dropout or batch statistics make repeated windows differ: then no dedupe."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout) and m.p > 0:
+                return True
+            if type(m).__name__.startswith("BatchNorm"):
+                return True
+        return False
+
+    def _make_optimizer(self):
+        params = list(self.parameters())
+        opt_cls = self.optimizer or ndiv.optim.Adam
+        opt = opt_cls(params, lr=self.learning_rate, **{k: v for k, v in (self.optimizer_kwargs or {}).items() if k != "lr"})
+        if self.lr_scheduler is not None:
+            sched = self.lr_scheduler(opt, **{k: v for k, v in (self.lr_scheduler_kwargs or {}).items() if k != "optimizer"})
+        else:
+            sched = ndiv.optim.lr_scheduler.StepLR(opt, step_size=self.lr_decay_steps, gamma=0.5)
+        return opt, sched
+
+    # -- training ----------------------------------------------------------------------------
+    def fit_dataset(self, dataset, val_size: int = 0, test_size: int = 0) -> "BaseModel":
+        """Train on a TimeSeriesDataset, keeping the last val_size (validation) and test_size
+        (held out) steps of every series out of the training windows."""
+        self._check_data(dataset)
+        self.val_size, self.test_size = int(val_size), int(test_size)
+        if self.early_stop_patience_steps > 0 and self.val_size == 0:
+            raise ValueError(f"{self}: early_stop_patience_steps={self.early_stop_patience_steps} needs "
+                             "a validation set: pass val_size > 0 to fit")
+        manual_seed(self.random_seed)
+        self._rng = np.random.default_rng(self.random_seed)
+        sampler = TrainWindowSampler(
+            dataset, input_size=self.input_size, h=self.h, batch_size=self.batch_size,
+            windows_batch_size=self.windows_batch_size, step_size=self.step_size, val_size=self.val_size,
+            test_size=self.test_size, start_padding_enabled=self.start_padding_enabled,
+            multivariate=self.MULTIVARIATE,
+            training_data_availability_threshold=self.training_data_availability_threshold,
+            random_seed=self.random_seed)
+        opt, sched = self._make_optimizer()
+        dedupe = self.dedupe_windows and not self._has_sample_randomness() and not self.MULTIVARIATE
+        best, bad_checks = math.inf, 0
+        bar = _Progress(self.max_steps, str(self), self.enable_progress_bar)
+        self.train()
+        self.train_trajectories, self.valid_trajectories = [], []
+        for step in range(1, self.max_steps + 1):
+            batch = sampler.sample(scaler=self.scaler, hist_exog_list=self.hist_exog_list,
+                                   futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
+                                   dedupe=dedupe)
+            y_loc, y_scale = _loc_scale(self.scaler)
+            output = self.loss.domain_map(self(self._tensors(batch)))
+            loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{self}: the training loss became {value} at step {step}; lower learning_rate, try "
+                    "scaler_type='robust' or 'standard', or check the data for extreme values")
+            opt.zero_grad()
+            loss.backward()
+            if self.gradient_clip_val:
+                ndiv.optim.clip_grad_norm_(self.parameters(), self.gradient_clip_val)
+            opt.step()
+            sched.step()
+            self.train_trajectories.append((step, value))
+            bar.update(step, value)
+            if self.val_size > 0 and step % self.val_check_steps == 0:
+                valid = self.validate(dataset)
+                self.valid_trajectories.append((step, valid))
+                if self.early_stop_patience_steps > 0:
+                    if valid < best:
+                        best, bad_checks = valid, 0
+                    else:
+                        bad_checks += 1
+                        if bad_checks >= self.early_stop_patience_steps:
+                            break
+        bar.close()
+        self.eval()
+        return self
+
+    def _check_data(self, dataset):
+        name = str(self)
+        for kind in ("futr", "hist"):
+            missing = [c for c in getattr(self, f"{kind}_exog_list") if c not in dataset.temporal_cols]
+            if missing:
+                raise ValueError(f"{name}: {kind}_exog_list names {missing}, which are not columns of df "
+                                 f"(its exogenous columns: {dataset.temporal_cols[1:-1]})")
+        missing = [c for c in self.stat_exog_list if c not in dataset.static_cols]
+        if missing:
+            raise ValueError(f"{name}: stat_exog_list names {missing}, not columns of static_df "
+                             f"(its columns: {dataset.static_cols}); pass static_df with them")
+        if self.MULTIVARIATE and dataset.n_series != self.n_series:
+            raise ValueError(f"{name}: n_series={self.n_series} but the data has {dataset.n_series} series")
+
+    @ndiv.no_grad()
+    def validate(self, dataset) -> float:
+        """The valid_loss over the validation windows, in the data's scale (window-weighted)."""
+        was_training = self.training
+        self.eval()
+        total, count = 0.0, 0
+        for batch in self._windows(dataset, "val"):
+            y_loc, y_scale = _loc_scale(self.scaler)
+            output = self.loss.domain_map(self(self._tensors(batch)))
+            value = self._loss(self.valid_loss, output, batch, y_loc, y_scale, original=True).item()
+            n = len(batch["insample_y"])
+            total, count = total + value * n, count + n
+        self.train(was_training)
+        avg = total / max(count, 1)
+        return avg if math.isfinite(avg) else math.inf
+
+    def _windows(self, dataset, step: str, step_size: int = 1):
+        """Scaled, parsed windows of every series for 'val' or 'predict', in batches of
+        valid_batch_size series and inference_windows_batch_size windows."""
+        n = dataset.n_series
+        series_batches = [np.arange(n)] if self.MULTIVARIATE else [
+            np.arange(i, min(i + self.valid_batch_size, n)) for i in range(0, n, self.valid_batch_size)]
+        cols = dataset.temporal_cols
+        for idx in series_batches:
+            b = dataset.batch(idx)
+            windows, static, final = create_windows(
+                b, step, input_size=self.input_size, h=self.h, step_size=self.step_size,
+                val_size=self.val_size, test_size=self.test_size, predict_step_size=step_size,
+                multivariate=self.MULTIVARIATE)
+            wbs = self.inference_windows_batch_size
+            wbs = len(final) if wbs is None or wbs < 0 else wbs
+            for start in range(0, len(final), max(wbs, 1)):
+                chosen = final[start:start + wbs]
+                sample = np.ascontiguousarray(windows[chosen])
+                st = None if static is None else (static if self.MULTIVARIATE else static[chosen])
+                original = sample[:, self.input_size:, 0].copy()
+                sample = normalize_windows(sample, cols, self.scaler, self.h,
+                                           self.hist_exog_list + self.futr_exog_list)
+                out = parse_windows(sample, cols, input_size=self.input_size, h=self.h, static=st,
+                                    static_cols=dataset.static_cols, hist_exog_list=self.hist_exog_list,
+                                    futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
+                                    multivariate=self.MULTIVARIATE)
+                out["original_outsample_y"] = original
+                out["series_idx"] = idx
+                yield out
+
+    @ndiv.no_grad()
+    def predict_dataset(self, dataset, step_size: int = 1, level=None, quantiles=None) -> np.ndarray:
+        """Forecasts for the prediction windows of every series.
+
+        dataset: with `test_size` steps (set beforehand) after the last window start; the
+        forecast windows start every step_size steps. Returns float32
+        [n_windows_total, h, n_outputs] (univariate, series-major) or
+        [n_windows, h, n_series, n_outputs] (multivariate).
+        """
+        self.eval()
+        outs = []
+        for batch in self._windows(dataset, "predict", step_size=step_size):
+            y_loc, y_scale = _loc_scale(self.scaler)
+            output = self.loss.domain_map(self(self._tensors(batch)))
+            if self.loss.is_distribution_output:
+                distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
+                _, mean, quants = self.loss.sample(distr_args=distr_args, rng=np.random.default_rng(self.random_seed))
+                y_hat = np.concatenate([np.asarray(mean), np.asarray(quants)], axis=-1)   # [B, h, N, 1 + Q]
+            else:
+                y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()
+            if y_hat.ndim == 3:
+                y_hat = y_hat[..., None]                                                  # [B, h, N, K]
+            if not self.MULTIVARIATE:
+                y_hat = y_hat[:, :, 0]                                                    # [B, h, K]
+            outs.append(y_hat.astype(np.float32))
+        return np.concatenate(outs, axis=0)
+
+
+def _loc_scale(norm: TemporalNorm):
+    """The target's (loc, scale) [B, 1, N] of the scaler's last transform (Tensors; with revin
+    they carry the learnable affine terms)."""
+    shift, scale = norm.x_shift[:, :, 0], norm.x_scale[:, :, 0]
+    if not isinstance(shift, ndiv.Tensor):
+        shift, scale = ndiv.tensor(shift), ndiv.tensor(scale)
+    return shift, scale
+
+
+def _inverse(norm: TemporalNorm, y_hat, loc, scale):
+    """y_hat [B, h, N] or [B, h, N, Q] back to the data's scale; loc, scale [B, 1, N]."""
+    if y_hat.ndim == 4:
+        loc, scale = loc.unsqueeze(-1), scale.unsqueeze(-1)
+    return norm.inverse_transform(y_hat, loc, scale)
+
+
+class _Progress:
+    """A progress bar for fits longer than ~2 s: tqdm when installed, else one line of text.
+    Silent when stderr is not a terminal, or with enable_progress_bar=False."""
+
+    def __init__(self, total: int, name: str, enabled):
+        self.total, self.name = total, name
+        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self.start = time.perf_counter()
+        self.bar = None
+        self.last = 0.0
+
+    def update(self, step: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.bar is None and now - self.start < 2.0 and step < self.total:
+            return
+        if self.bar is None:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=self.total, desc=self.name, initial=step)
+            except ImportError:
+                self.bar = False
+        if self.bar:
+            self.bar.n = step
+            self.bar.set_postfix(train_loss=f"{loss:.4g}", refresh=False)
+            self.bar.refresh()
+        elif now - self.last > 0.5 or step == self.total:
+            self.last = now
+            sys.stderr.write(f"\r{self.name}: step {step}/{self.total} train_loss={loss:.4g}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+        elif self.bar is False:
+            sys.stderr.write("\n")
+
