@@ -1,0 +1,327 @@
+"""Fused ops: one Function per DESIGN kernel, calling `kernels_for(x).<kernel>_fwd/_bwd`.
+
+Each Function is the forward and backward of a whole composite (an LSTM layer over a sequence,
+an attention, a softmax) on raw arrays; the device is chosen by the array (numpy -> Numba
+kernels, cupy -> CUDA kernels). The same computations composed of ordinary Tensor ops are the
+oracles in tests/kernels/composed.py.
+
+    >>> import ndiv
+    >>> x = ndiv.randn(4, 10, requires_grad=True)
+    >>> softmax(x).sum(axis=-1).data.round(5)            # doctest: +SKIP
+    array([1., 1., 1., 1.], dtype=float32)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ndiv.autograd.function import Function
+from ndiv.device import array_module, kernels_for
+
+__all__ = ["lstm_seq", "gru_seq", "conv1d_dilated", "flash_attention", "softmax", "log_softmax",
+           "layer_norm", "gelu"]
+
+
+def _xp(x):
+    return array_module(x)
+
+
+# -- recurrent layers ------------------------------------------------------------------------
+class LSTMSeq(Function):
+    """One LSTM layer over a whole sequence. x [T, B, I]; h0, c0 [B, H]; w_ih [4H, I];
+    w_hh [4H, H]; optional b_ih, b_hh [4H] -> y [T, B, H], h_n [B, H], c_n [B, H]."""
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
+        T, B, I = x.shape
+        H4 = w_ih.shape[0]
+        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H4)     # every step's input at once
+        if b_ih is not None:
+            xw += b_ih + b_hh
+        y, c, gates = kernels_for(x).lstm_seq_fwd(xw, h0, c0, w_hh)
+        self.save_for_backward(x, h0, c0, w_ih, w_hh, y, c, gates)
+        self.has_bias = b_ih is not None
+        h_n, c_n = (y[-1].copy(), c[-1].copy()) if T else (h0.copy(), c0.copy())
+        return y, h_n, c_n
+
+    def backward(self, gy, gh_n, gc_n):
+        x, h0, c0, w_ih, w_hh, y, c, gates = self.saved
+        gxw, gh0, gc0, gw_hh = kernels_for(x).lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates)
+        return _input_projection_grads(self, x, w_ih, gxw, (gh0, gc0), gw_hh, 2 if self.has_bias else 0)
+
+
+class GRUSeq(Function):
+    """One GRU layer over a whole sequence (PyTorch's equations: b_hn stays inside r * (...)).
+    x [T, B, I]; h0 [B, H]; w_ih [3H, I]; w_hh [3H, H]; optional b_ih, b_hh [3H]
+    -> y [T, B, H], h_n [B, H]."""
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
+        T, B, I = x.shape
+        H3 = w_ih.shape[0]
+        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H3)
+        if b_ih is not None:
+            xw += b_ih
+        else:
+            b_hh = _xp(x).zeros(H3, x.dtype)
+        y, gates = kernels_for(x).gru_seq_fwd(xw, h0, w_hh, b_hh)
+        self.save_for_backward(x, h0, w_ih, w_hh, y, gates)
+        self.has_bias = b_ih is not None
+        return y, (y[-1].copy() if T else h0.copy())
+
+    def backward(self, gy, gh_n):
+        x, h0, w_ih, w_hh, y, gates = self.saved
+        gxw, gh0, gw_hh, gb_hh = kernels_for(x).gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates)
+        grads = _input_projection_grads(self, x, w_ih, gxw, (gh0,), gw_hh, 0)
+        return grads + ((gxw.sum(axis=(0, 1)), gb_hh) if self.has_bias else ())
+
+
+def _input_projection_grads(fn, x, w_ih, gxw, state_grads, gw_hh, n_bias):
+    """Gradients of x and w_ih through xw = x @ w_ih^T (two GEMMs over all steps), in the order
+    (x, *states, w_ih, w_hh, *biases); an LSTM's two biases both receive the sum of gxw."""
+    T, B, I = x.shape
+    g2 = gxw.reshape(T * B, -1)
+    need = fn.needs_input_grad
+    gx = (g2 @ w_ih).reshape(T, B, I) if need[0] else None
+    gw_ih = g2.T @ x.reshape(T * B, I) if need[1 + len(state_grads)] else None
+    if n_bias:
+        gb = g2.sum(axis=0)
+        return (gx, *state_grads, gw_ih, gw_hh, gb, gb.copy())
+    return (gx, *state_grads, gw_ih, gw_hh)
+
+
+def _check_rnn(name, x, h0, w_ih, w_hh, n_gates):
+    if x.ndim != 3:
+        raise ValueError(f"{name}: x must be [T, B, I] (time-major), got shape {tuple(x.shape)}")
+    G = w_ih.shape[0]
+    H = G // n_gates
+    if G != n_gates * H or w_ih.shape[1] != x.shape[2] or tuple(w_hh.shape) != (G, H):
+        raise ValueError(f"{name}: expected w_ih [{n_gates}H, {x.shape[2]}] and w_hh [{n_gates}H, H], "
+                         f"got w_ih {tuple(w_ih.shape)} and w_hh {tuple(w_hh.shape)}")
+    if tuple(h0.shape) != (x.shape[1], H):
+        raise ValueError(f"{name}: h0 must be [B, H] = [{x.shape[1]}, {H}], got {tuple(h0.shape)}")
+
+
+def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM layer, one direction, with the fused kernel (gate order i, f, g, o as PyTorch).
+
+    x [T, B, I] (time-major); h0, c0 [B, H]; w_ih [4H, I]; w_hh [4H, H]; b_ih, b_hh [4H] or None
+    -> (y [T, B, H], h_n [B, H], c_n [B, H]).
+    """
+    _check_rnn("lstm_seq", x, h0, w_ih, w_hh, 4)
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("lstm_seq: pass both b_ih and b_hh, or neither")
+    biases = () if b_ih is None else (b_ih, b_hh)
+    return LSTMSeq.apply(x, h0, c0, w_ih, w_hh, *biases)
+
+
+def gru_seq(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One GRU layer, one direction, with the fused kernel (gates r, z, n as PyTorch).
+
+    x [T, B, I] (time-major); h0 [B, H]; w_ih [3H, I]; w_hh [3H, H]; b_ih, b_hh [3H] or None
+    -> (y [T, B, H], h_n [B, H]).
+    """
+    _check_rnn("gru_seq", x, h0, w_ih, w_hh, 3)
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("gru_seq: pass both b_ih and b_hh, or neither")
+    biases = () if b_ih is None else (b_ih, b_hh)
+    return GRUSeq.apply(x, h0, w_ih, w_hh, *biases)
+
+
+# -- convolution -------------------------------------------------------------------------------
+class Conv1dDilated(Function):
+    """x [B, Cin, L]; weight [Cout, Cin, K]; optional bias [Cout] -> y [B, Cout, Lout]
+    (stride 1, groups 1, zero padding (left, right), dilation d)."""
+
+    def forward(self, x, w, b=None, pad_left=0, pad_right=0, dilation=1):
+        y = kernels_for(x).conv1d_dilated_fwd(x, w, pad_left, pad_right, dilation)
+        if b is not None:
+            y += b[:, None]
+        self.save_for_backward(x, w)
+        self.args = (pad_left, pad_right, dilation, b is not None)
+        return y
+
+    def backward(self, gy):
+        x, w = self.saved
+        pad_left, pad_right, dilation, has_bias = self.args
+        gx, gw = kernels_for(x).conv1d_dilated_bwd(gy, x, w, pad_left, pad_right, dilation)
+        return (gx, gw, gy.sum(axis=(0, 2))) if has_bias else (gx, gw)
+
+
+def conv1d_dilated(x, weight, bias=None, padding=0, dilation: int = 1):
+    """Dilated 1-D convolution, stride 1, groups 1, with the fused kernel.
+
+    x [B, Cin, L]; weight [Cout, Cin, K]; bias [Cout] or None; padding: int (both sides) or
+    (left, right) (TCN's causal padding: ((K - 1) * dilation, 0)); dilation >= 1
+    -> y [B, Cout, L + left + right - dilation * (K - 1)].
+    """
+    pad_left, pad_right = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
+    if x.ndim != 3 or weight.ndim != 3 or weight.shape[1] != x.shape[1]:
+        raise ValueError(f"conv1d_dilated: expected x [B, Cin, L] and weight [Cout, Cin, K], got "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+    if dilation < 1 or pad_left < 0 or pad_right < 0:
+        raise ValueError(f"conv1d_dilated: need dilation >= 1 and padding >= 0, got dilation={dilation}, "
+                         f"padding={padding!r}")
+    if x.shape[2] + pad_left + pad_right - dilation * (weight.shape[2] - 1) < 1:
+        raise ValueError(f"conv1d_dilated: input length {x.shape[2]} with padding {padding!r} is shorter "
+                         f"than the dilated kernel ({dilation} * ({weight.shape[2]} - 1) + 1)")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv1dDilated.apply(*args, pad_left=int(pad_left), pad_right=int(pad_right), dilation=int(dilation))
+
+
+# -- attention ---------------------------------------------------------------------------------
+class FlashAttention(Function):
+    """q [B, H, Lq, D]; k, v [B, H, Lk, D] -> out [B, H, Lq, D]. Saves out and the row
+    log-sum-exp [B, H, Lq] only: the backward recomputes the scores tile by tile."""
+
+    def forward(self, q, k, v, bias=None, scale=1.0, causal=False):
+        out, lse = kernels_for(q).flash_attn_fwd(q, k, v, bias, scale, causal)
+        self.save_for_backward(q, k, v, bias, out, lse)
+        self.args = (scale, causal)
+        return out
+
+    def backward(self, gout):
+        q, k, v, bias, out, lse = self.saved
+        scale, causal = self.args
+        return kernels_for(q).flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse)
+
+
+def _mask_as_bias(attn_mask, q, B, H, Lq, Lk):
+    """A boolean (True = attend, as torch) or additive float mask, broadcastable to [B, H, Lq, Lk]
+    -> additive bias [Bm, Hm, Lq, Lk] in q's dtype with Bm in (1, B), Hm in (1, H); the batch
+    and head dims stay unbroadcast, so a [Lq, Lk] mask is stored once."""
+    xp = _xp(q)
+    if attn_mask is None:
+        return xp.zeros((1, 1, 0, 0), q.dtype)
+    m = attn_mask.data if hasattr(attn_mask, "data") and not isinstance(attn_mask, np.ndarray) else attn_mask
+    m = xp.asarray(m)
+    if m.dtype == bool:
+        m = xp.where(m, 0.0, -xp.inf)
+    if m.ndim > 4 or not all(a in (1, b) for a, b in zip(m.shape[::-1], (Lk, Lq, H, B))):
+        raise ValueError(f"flash_attention: attn_mask of shape {tuple(m.shape)} does not broadcast to "
+                         f"[B, H, Lq, Lk] = {[B, H, Lq, Lk]}")
+    m = m.reshape((1,) * (4 - m.ndim) + m.shape)
+    return xp.ascontiguousarray(xp.broadcast_to(m, m.shape[:2] + (Lq, Lk)), dtype=q.dtype)
+
+
+def flash_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale: float | None = None):
+    """softmax(q k^T * scale + mask) v, tiled with an online softmax: O(B*H*L) extra memory.
+
+    q [B, H, Lq, D] (or [N, Lq, D]); k, v [B, H, Lk, D]; attn_mask: boolean (True = attend) or
+    additive float, broadcastable to [B, H, Lq, Lk]; is_causal: query i sees keys j <= i (as
+    torch's scaled_dot_product_attention); scale: default 1/sqrt(D) -> out [B, H, Lq, D].
+    A row with every key masked gives 0 (torch gives NaN).
+    """
+    squeeze = q.ndim == 3
+    if squeeze:
+        q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
+    if q.ndim != 4 or k.shape != v.shape or k.shape[:2] != q.shape[:2] or k.shape[3] != q.shape[3]:
+        raise ValueError(f"flash_attention: expected q [B, H, Lq, D] and k, v [B, H, Lk, D], got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, H, Lq, D = q.shape
+    Lk = k.shape[2]
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    bias = _mask_as_bias(attn_mask, q.data, B, H, Lq, Lk)
+    if squeeze and attn_mask is not None and bias.shape[1] > 1:   # [N, Lq, Lk] masks N = heads here
+        bias = bias.reshape(1, -1, Lq, Lk)
+    out = FlashAttention.apply(q, k, v, bias=bias, scale=scale, causal=bool(is_causal))
+    return out.squeeze(0) if squeeze else out
+
+
+# -- softmax, layer norm, GELU -----------------------------------------------------------------
+def _rows(x, axis):
+    """x moved so that `axis` is last and reshaped to [N, D]; returns (rows, undo)."""
+    xp = _xp(x)
+    axis = axis % x.ndim if x.ndim else 0
+    moved = xp.moveaxis(x, axis, -1) if x.ndim else x.reshape(1)
+    shape = moved.shape
+    rows = xp.ascontiguousarray(moved).reshape(-1, shape[-1] if shape else 1)
+
+    def undo(r):
+        r = r.reshape(shape)
+        return xp.moveaxis(r, -1, axis) if x.ndim else r.reshape(())
+    return rows, undo
+
+
+class Softmax(Function):
+    """softmax along `axis`; x any float array -> y same shape. Saves y only."""
+
+    def forward(self, x, axis=-1, log=False):
+        rows, undo = _rows(x, axis)
+        kern = kernels_for(x)
+        y = (kern.log_softmax_fwd if log else kern.softmax_fwd)(rows)
+        self.save_for_backward(y)
+        self.undo, self.axis, self.log = undo, axis, log
+        return undo(y)
+
+    def backward(self, gy):
+        (y,) = self.saved
+        rows, _ = _rows(gy, self.axis)
+        kern = kernels_for(y)
+        return self.undo((kern.log_softmax_bwd if self.log else kern.softmax_bwd)(rows, y))
+
+
+def softmax(x, axis: int = -1):
+    """exp(x) / sum(exp(x)) along axis, fused forward and backward. x any shape -> same shape."""
+    return Softmax.apply(x, axis=axis, log=False)
+
+
+def log_softmax(x, axis: int = -1):
+    """x - logsumexp(x) along axis, fused forward and backward. x any shape -> same shape."""
+    return Softmax.apply(x, axis=axis, log=True)
+
+
+class LayerNorm(Function):
+    """x [..., *normalized_shape] normalized over its last n_dims axes; weight, bias
+    [*normalized_shape] or None -> y, x's shape. Saves x, mean and 1/std."""
+
+    def forward(self, x, weight=None, bias=None, n_dims=1, eps=1e-5):
+        xp = _xp(x)
+        D = int(np.prod(x.shape[x.ndim - n_dims:]))
+        rows = x.reshape(-1, D)
+        w = weight.reshape(D) if weight is not None else xp.ones(D, x.dtype)
+        b = bias.reshape(D) if bias is not None else xp.zeros(D, x.dtype)
+        y, mean, rstd = kernels_for(x).layer_norm_fwd(rows, w, b, eps)
+        self.save_for_backward(rows, w, mean, rstd)
+        self.meta = (x.shape, weight is not None, bias is not None, x.shape[x.ndim - n_dims:])
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        rows, w, mean, rstd = self.saved
+        shape, has_w, has_b, wshape = self.meta
+        gx, gw, gb = kernels_for(rows).layer_norm_bwd(gy.reshape(rows.shape), rows, w, mean, rstd)
+        return (gx.reshape(shape),) + ((gw.reshape(wshape),) if has_w else ()) + ((gb.reshape(wshape),) if has_b else ())
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Layer norm over the last len(normalized_shape) axes, fused forward and backward.
+
+    x [..., *normalized_shape]; weight, bias [*normalized_shape] or None -> y, x's shape.
+    """
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(f"layer_norm: x of shape {tuple(x.shape)} does not end with normalized_shape "
+                         f"{normalized_shape}")
+    args = (x,) + tuple(t for t in (weight, bias) if t is not None)
+    if weight is None and bias is not None:
+        raise ValueError("layer_norm: a bias without a weight is not supported; pass weight too")
+    return LayerNorm.apply(*args, n_dims=len(normalized_shape), eps=float(eps))
+
+
+class GELU(Function):
+    """GELU, exact (x * Phi(x)) or its tanh approximation; x any shape -> same shape. Saves x."""
+
+    def forward(self, x, approximate=False):
+        self.save_for_backward(x)
+        self.approximate = approximate
+        return kernels_for(x).gelu_fwd(x, approximate)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return kernels_for(x).gelu_bwd(gy, x, self.approximate)
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU with the fused kernel; approximate 'none' (erf, exact) or 'tanh' as torch."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(x, approximate=approximate == "tanh")

@@ -1,0 +1,164 @@
+"""Flash attention (Numba + BLAS), twin of reference/attention.py: tiled, online softmax.
+
+Forward keeps per query row a running max m, a running sum l and an accumulator; it saves only
+out [B, H, Lq, D] and lse [B, H, Lq], never a score matrix: extra memory is one [BQ, BK] tile per
+thread. Backward recomputes each score tile from q, k and lse (FlashAttention-2's schedule).
+With causal=True the key tiles right of the diagonal are never visited. Heads run in parallel
+(a thread per range of heads), each thread doing its tile GEMMs through BLAS.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+from ndiv.kernels.config import ATTN_BLOCK_K, ATTN_BLOCK_Q, njit
+from ndiv.kernels.cpu._math import fast_exp
+
+
+def _prepare(q, k, v, bias, scale):
+    dt = q.dtype
+    qs = np.ascontiguousarray(q * dt.type(scale))     # the scale folded into q: scores stay in q's dtype
+    k, v = np.ascontiguousarray(k, dtype=dt), np.ascontiguousarray(v, dtype=dt)
+    bias = np.ascontiguousarray(bias, dtype=dt)
+    if bias.ndim != 4:
+        bias = bias.reshape((1,) * (4 - bias.ndim) + bias.shape)
+    return qs, k, v, bias
+
+
+def flash_attn_fwd(q, k, v, bias, scale, causal):
+    """q [B, H, Lq, D]; k, v [B, H, Lk, D]; bias [Bm, Hm, Lq, Lk] additive (or empty); scale; causal
+    -> out [B, H, Lq, D], lse [B, H, Lq]."""
+    qs, k, v, bias = _prepare(q, k, v, bias, scale)
+    B, H, Lq, D = q.shape
+    out = np.empty((B, H, Lq, D), q.dtype)
+    lse = np.empty((B, H, Lq), q.dtype)
+    _over_heads(_flash_fwd, B * H, qs, k, v, bias, bool(causal), out, lse, ATTN_BLOCK_Q, ATTN_BLOCK_K)
+    return out, lse
+
+
+def flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse):
+    """gout [B, H, Lq, D]; q, k, v, bias, scale, causal as in forward; out, lse from forward
+    -> gq [B, H, Lq, D], gk, gv [B, H, Lk, D]."""
+    qs, k, v, bias = _prepare(q, k, v, bias, scale)
+    gout = np.ascontiguousarray(gout, dtype=q.dtype)
+    delta = np.einsum("bhqd,bhqd->bhq", gout, out)     # rowsum(gout * out) = rowsum(P * dP)
+    gq, gk, gv = np.zeros_like(qs), np.zeros_like(k), np.zeros_like(v)
+    _over_heads(_flash_bwd, q.shape[0] * q.shape[1], gout, qs, k, v, bias, bool(causal),
+                np.ascontiguousarray(lse), delta, gq, gk, gv, ATTN_BLOCK_Q, ATTN_BLOCK_K)
+    gq *= q.dtype.type(scale)
+    return gq, gk, gv
+
+
+def _over_heads(kernel, n_heads, *args):
+    """Run kernel(*args, first, last) on ranges of heads, one range per thread.
+
+    The kernels are serial njit(nogil=True) functions and the threads are Python's: a prange
+    driver compiled the same loop ~3x slower (cold start) and measured no faster.
+    """
+    n_threads = min(n_heads, numba.get_num_threads())
+    bounds = [n_heads * i // n_threads for i in range(n_threads + 1)]
+    if n_threads <= 1:
+        kernel(*args, 0, n_heads)
+        return
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(lambda i: kernel(*args, bounds[i], bounds[i + 1]), range(n_threads)))
+
+
+@njit(nogil=True)
+def _flash_fwd(qs, k, v, bias, causal, out, lse, BQ, BK, first, last):
+    H = qs.shape[1]
+    for bh in range(first, last):
+        b, h = bh // H, bh % H
+        bb, hb = min(b, bias.shape[0] - 1), min(h, bias.shape[1] - 1)
+        _flash_fwd_head(qs[b, h], k[b, h], v[b, h], bias[bb, hb], causal, out[b, h], lse[b, h], BQ, BK)
+
+
+@njit(nogil=True)
+def _flash_bwd(gout, qs, k, v, bias, causal, lse, delta, gq, gk, gv, BQ, BK, first, last):
+    H = qs.shape[1]
+    for bh in range(first, last):
+        b, h = bh // H, bh % H
+        bb, hb = min(b, bias.shape[0] - 1), min(h, bias.shape[1] - 1)
+        _flash_bwd_head(gout[b, h], qs[b, h], k[b, h], v[b, h], bias[bb, hb], causal, lse[b, h], delta[b, h],
+                        gq[b, h], gk[b, h], gv[b, h], BQ, BK)
+
+
+@njit()
+def _score_tile(Q, K, bias, causal, q0, q1, k0, k1):
+    """scores of queries q0:q1 against keys k0:k1, bias added, causal mask applied -> [nq, nk]."""
+    s = np.dot(Q[q0:q1], K[k0:k1].T)
+    if bias.shape[0] > 0:
+        s += bias[q0:q1, k0:k1]
+    if causal and k1 > q0 + 1:
+        for i in range(q1 - q0):
+            for j in range(max(q0 + i + 1, k0) - k0, k1 - k0):
+                s[i, j] = -np.inf
+    return s
+
+
+@njit()
+def _flash_fwd_head(Q, K, V, bias, causal, out, lse, BQ, BK):
+    """One head: Q [Lq, D] (scaled), K, V [Lk, D], bias [Lq, Lk] or [0, 0] -> out [Lq, D], lse [Lq]."""
+    Lq, D = Q.shape
+    Lk = K.shape[0]
+    for q0 in range(0, Lq, BQ):
+        q1 = min(q0 + BQ, Lq)
+        nq = q1 - q0
+        m = np.full(nq, -np.inf, Q.dtype)
+        l = np.zeros(nq, np.float64)
+        acc = np.zeros((nq, D), Q.dtype)
+        k_end = min(Lk, q1) if causal else Lk          # tiles right of the diagonal: skipped
+        for k0 in range(0, k_end, BK):
+            k1 = min(k0 + BK, k_end)
+            s = _score_tile(Q, K, bias, causal, q0, q1, k0, k1)
+            for i in range(nq):
+                m_new = max(m[i], s[i].max())
+                if m_new == -np.inf:                   # row fully masked so far
+                    s[i] = 0
+                    continue
+                alpha = fast_exp(m[i] - m_new)
+                row = 0.0
+                for j in range(k1 - k0):
+                    p = fast_exp(s[i, j] - m_new)
+                    s[i, j] = p
+                    row += p
+                l[i] = l[i] * alpha + row
+                m[i] = m_new
+                for d in range(D):
+                    acc[i, d] *= alpha
+            acc += np.dot(s, V[k0:k1])
+        for i in range(nq):
+            if l[i] > 0:
+                for d in range(D):
+                    out[q0 + i, d] = acc[i, d] / l[i]
+                lse[q0 + i] = m[i] + math.log(l[i])
+            else:
+                out[q0 + i] = 0
+                lse[q0 + i] = -np.inf
+
+
+@njit()
+def _flash_bwd_head(GO, Q, K, V, bias, causal, lse, delta, GQ, GK, GV, BQ, BK):
+    """One head: GO, Q [Lq, D]; K, V [Lk, D]; lse, delta [Lq] -> adds into GQ, GK, GV."""
+    Lq = Q.shape[0]
+    Lk = K.shape[0]
+    for q0 in range(0, Lq, BQ):
+        q1 = min(q0 + BQ, Lq)
+        k_end = min(Lk, q1) if causal else Lk
+        for k0 in range(0, k_end, BK):
+            k1 = min(k0 + BK, k_end)
+            p = _score_tile(Q, K, bias, causal, q0, q1, k0, k1)
+            dp = np.dot(GO[q0:q1], V[k0:k1].T)
+            for i in range(q1 - q0):
+                m = lse[q0 + i]
+                dlt = delta[q0 + i]
+                for j in range(k1 - k0):
+                    pij = fast_exp(p[i, j] - m) if m > -np.inf else 0.0
+                    p[i, j] = pij
+                    dp[i, j] = pij * (dp[i, j] - dlt)      # dS (the scale lives in qs and gq)
+            GV[k0:k1] += np.dot(p.T, GO[q0:q1])
+            GQ[q0:q1] += np.dot(dp, K[k0:k1])
+            GK[k0:k1] += np.dot(dp.T, Q[q0:q1])

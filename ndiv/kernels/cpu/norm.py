@@ -1,0 +1,201 @@
+"""softmax, log_softmax, layer norm and GELU (Numba), twins of reference/norm.py.
+
+Row kernels take [N, D] (the autograd Function reshapes), split the rows into one chunk per
+thread, and make one pass to reduce and one to write, with float64 accumulators.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ndiv.kernels.config import njit
+from ndiv.kernels.cpu._math import fast_exp, fast_tanh
+
+
+def _chunks(n):
+    # the cached kernel must not ask numba for its thread count itself
+    return max(1, min(n, numba.get_num_threads()))
+
+
+def softmax_fwd(x):
+    """x [N, D] -> y [N, D]."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _softmax_fwd(x, y, False, _chunks(x.shape[0]))
+    return y
+
+
+def log_softmax_fwd(x):
+    """x [N, D] -> y [N, D] = x - logsumexp(x)."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _softmax_fwd(x, y, True, _chunks(x.shape[0]))
+    return y
+
+
+@njit(parallel=True)
+def _softmax_fwd(x, y, log, n_chunks):
+    n, d = x.shape
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            m = x[i, 0]
+            for j in range(1, d):
+                m = max(m, x[i, j])
+            s = 0.0
+            for j in range(d):
+                e = fast_exp(x[i, j] - m)
+                y[i, j] = e
+                s += e
+            if log:
+                lse = m + math.log(s)
+                for j in range(d):
+                    y[i, j] = x[i, j] - lse
+            else:
+                r = 1.0 / s
+                for j in range(d):
+                    y[i, j] *= r
+
+
+def softmax_bwd(gy, y):
+    """gy, y [N, D] -> gx [N, D]."""
+    gy, y = np.ascontiguousarray(gy, dtype=y.dtype), np.ascontiguousarray(y)
+    gx = np.empty_like(y)
+    _softmax_bwd(gy, y, gx, False, _chunks(y.shape[0]))
+    return gx
+
+
+def log_softmax_bwd(gy, y):
+    """gy, y [N, D] -> gx [N, D]."""
+    gy, y = np.ascontiguousarray(gy, dtype=y.dtype), np.ascontiguousarray(y)
+    gx = np.empty_like(y)
+    _softmax_bwd(gy, y, gx, True, _chunks(y.shape[0]))
+    return gx
+
+
+@njit(parallel=True)
+def _softmax_bwd(gy, y, gx, log, n_chunks):
+    n, d = y.shape
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            s = 0.0
+            if log:
+                for j in range(d):
+                    s += gy[i, j]
+                for j in range(d):
+                    gx[i, j] = gy[i, j] - fast_exp(y[i, j]) * s
+            else:
+                for j in range(d):
+                    s += gy[i, j] * y[i, j]
+                for j in range(d):
+                    gx[i, j] = y[i, j] * (gy[i, j] - s)
+
+
+def layer_norm_fwd(x, weight, bias, eps):
+    """x [N, D]; weight, bias [D]; eps -> y [N, D], mean [N], rstd [N]."""
+    x = np.ascontiguousarray(x)
+    n = x.shape[0]
+    y = np.empty_like(x)
+    mean, rstd = np.empty(n, x.dtype), np.empty(n, x.dtype)
+    _layer_norm_fwd(x, np.ascontiguousarray(weight, dtype=x.dtype), np.ascontiguousarray(bias, dtype=x.dtype),
+                    float(eps), y, mean, rstd, _chunks(n))
+    return y, mean, rstd
+
+
+@njit(parallel=True)
+def _layer_norm_fwd(x, weight, bias, eps, y, mean, rstd, n_chunks):
+    n, d = x.shape
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            s = 0.0
+            for j in range(d):
+                s += x[i, j]
+            mu = s / d
+            s2 = 0.0
+            for j in range(d):                         # two passes: no cancellation in var
+                s2 += (x[i, j] - mu) ** 2
+            r = 1.0 / math.sqrt(s2 / d + eps)
+            mean[i], rstd[i] = mu, r
+            for j in range(d):
+                y[i, j] = (x[i, j] - mu) * r * weight[j] + bias[j]
+
+
+def layer_norm_bwd(gy, x, weight, mean, rstd):
+    """gy, x [N, D]; weight [D]; mean, rstd [N] -> gx [N, D], gweight [D], gbias [D]."""
+    x = np.ascontiguousarray(x)
+    gy = np.ascontiguousarray(gy, dtype=x.dtype)
+    n_chunks = _chunks(x.shape[0])
+    return _layer_norm_bwd(gy, x, np.ascontiguousarray(weight, dtype=x.dtype), mean, rstd, n_chunks)
+
+
+@njit(parallel=True)
+def _layer_norm_bwd(gy, x, weight, mean, rstd, n_chunks):
+    n, d = x.shape
+    gx = np.empty_like(x)
+    gw = np.zeros((n_chunks, d))      # a private row per chunk: a shared "gw[j] += ..."
+    gb = np.zeros((n_chunks, d))      # inside prange would lose updates
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(d):
+                xhat = (x[i, j] - mean[i]) * rstd[i]
+                g = gy[i, j] * weight[j]
+                s1 += g
+                s2 += g * xhat
+                gw[c, j] += gy[i, j] * xhat
+                gb[c, j] += gy[i, j]
+            for j in range(d):
+                xhat = (x[i, j] - mean[i]) * rstd[i]
+                gx[i, j] = rstd[i] * (gy[i, j] * weight[j] - (s1 + xhat * s2) / d)
+    return gx, gw.sum(axis=0).astype(x.dtype), gb.sum(axis=0).astype(x.dtype)
+
+
+def gelu_fwd(x, approximate):
+    """x any shape; approximate False (erf) or True (tanh form) -> y, same shape."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _gelu(x.reshape(-1), x.reshape(-1), y.reshape(-1), bool(approximate), False, _chunks(x.size))
+    return y
+
+
+def gelu_bwd(gy, x, approximate):
+    """gy, x same shape -> gx."""
+    x = np.ascontiguousarray(x)
+    gy = np.ascontiguousarray(gy, dtype=x.dtype)
+    gx = np.empty_like(x)
+    _gelu(gy.reshape(-1), x.reshape(-1), gx.reshape(-1), bool(approximate), True, _chunks(x.size))
+    return gx
+
+
+_K = math.sqrt(2.0 / math.pi)
+_RSQRT2 = 1.0 / math.sqrt(2.0)
+_RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit()
+def _tanh_in_dtype(u, like):
+    # float32 data: tanh in float32, the vectorized polynomial; float64: libm's tanh
+    return fast_tanh(np.float32(u)) if like.itemsize == 4 else fast_tanh(u)
+
+
+@njit(parallel=True)
+def _gelu(gy, x, out, approximate, backward, n_chunks):
+    """backward=False: out = gelu(x) (gy unused); backward=True: out = gy * gelu'(x)."""
+    n = x.shape[0]
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            v = x[i]
+            if approximate:
+                t = _tanh_in_dtype(_K * (v + 0.044715 * v * v * v), x)
+                if backward:
+                    out[i] = gy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * _K * (1 + 3 * 0.044715 * v * v))
+                else:
+                    out[i] = 0.5 * v * (1 + t)
+            else:
+                cdf = 0.5 * (1 + math.erf(v * _RSQRT2))
+                if backward:
+                    out[i] = gy[i] * (cdf + v * math.exp(-0.5 * v * v) * _RSQRT2PI)
+                else:
+                    out[i] = v * cdf

@@ -1,0 +1,67 @@
+"""softmax, log_softmax, layer norm and GELU, plain NumPy: the oracle for cpu/norm.py.
+Rows are the last axis of an [N, D] array (the autograd Function reshapes to it)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+
+def softmax_fwd(x):
+    """x [N, D] -> y [N, D], each row sums to 1."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_bwd(gy, y):
+    """gy, y [N, D] -> gx [N, D] = y * (gy - sum(gy * y))."""
+    return y * (gy - (gy * y).sum(axis=1, keepdims=True))
+
+
+def log_softmax_fwd(x):
+    """x [N, D] -> y [N, D] = x - logsumexp(x)."""
+    m = x.max(axis=1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+
+
+def log_softmax_bwd(gy, y):
+    """gy, y [N, D] -> gx [N, D] = gy - exp(y) * sum(gy)."""
+    return gy - np.exp(y) * gy.sum(axis=1, keepdims=True)
+
+
+def layer_norm_fwd(x, weight, bias, eps):
+    """x [N, D]; weight, bias [D]; eps -> y [N, D], mean [N], rstd [N] (1/sqrt(var + eps))."""
+    mean = x.mean(axis=1)
+    rstd = 1.0 / np.sqrt(x.var(axis=1) + eps)
+    y = (x - mean[:, None]) * rstd[:, None] * weight + bias
+    return y.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype)
+
+
+def layer_norm_bwd(gy, x, weight, mean, rstd):
+    """gy, x [N, D]; weight [D]; mean, rstd [N] -> gx [N, D], gweight [D], gbias [D]."""
+    xhat = (x - mean[:, None]) * rstd[:, None]
+    g = gy * weight
+    gx = rstd[:, None] * (g - g.mean(1, keepdims=True) - xhat * (g * xhat).mean(1, keepdims=True))
+    return gx, (gy * xhat).sum(axis=0), gy.sum(axis=0)
+
+
+_K = math.sqrt(2.0 / math.pi)
+
+
+def gelu_fwd(x, approximate):
+    """x any shape; approximate: False (exact, x * Phi(x)) or True (tanh form) -> y."""
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(_K * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + erf(x / math.sqrt(2.0)))
+
+
+def gelu_bwd(gy, x, approximate):
+    """gy, x same shape -> gx."""
+    if approximate:
+        u = _K * (x + 0.044715 * x ** 3)
+        t = np.tanh(u)
+        return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _K * (1 + 3 * 0.044715 * x * x))
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return gy * (cdf + x * pdf)

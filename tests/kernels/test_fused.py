@@ -1,0 +1,186 @@
+"""The fused Functions of ndiv.autograd.ops.fused: float64 gradcheck through the tape, equality
+with the composed oracles (tests/kernels/composed.py) and with PyTorch, proof that the kernel
+ran, and error messages."""
+import math
+
+import numpy as np
+import pytest
+
+import ndiv
+from ndiv.autograd.ops import fused
+from ndiv.kernels import cpu
+
+from . import composed
+
+
+def T(rng, *shape, dtype="float64", scale=1.0, grad=True):
+    return ndiv.tensor((scale * rng.standard_normal(shape)).astype(dtype), requires_grad=grad)
+
+
+def lstm_inputs(rng, dt="float64", Tn=4, B=2, I=3, H=5, bias=True):
+    k = 1 / math.sqrt(H)
+    out = [T(rng, Tn, B, I, dtype=dt), T(rng, B, H, dtype=dt), T(rng, B, H, dtype=dt),
+           T(rng, 4 * H, I, dtype=dt, scale=k), T(rng, 4 * H, H, dtype=dt, scale=k)]
+    return out + ([T(rng, 4 * H, dtype=dt, scale=k), T(rng, 4 * H, dtype=dt, scale=k)] if bias else [])
+
+
+def gru_inputs(rng, dt="float64", Tn=4, B=2, I=3, H=5, bias=True):
+    k = 1 / math.sqrt(H)
+    out = [T(rng, Tn, B, I, dtype=dt), T(rng, B, H, dtype=dt),
+           T(rng, 3 * H, I, dtype=dt, scale=k), T(rng, 3 * H, H, dtype=dt, scale=k)]
+    return out + ([T(rng, 3 * H, dtype=dt, scale=k), T(rng, 3 * H, dtype=dt, scale=k)] if bias else [])
+
+
+def attn_inputs(rng, dt="float64", B=2, H=2, Lq=5, Lk=6, D=3):
+    return [T(rng, B, H, Lq, D, dtype=dt), T(rng, B, H, Lk, D, dtype=dt), T(rng, B, H, Lk, D, dtype=dt)]
+
+
+def keep_mask(rng, Lq, Lk):
+    m = rng.random((Lq, Lk)) > 0.4
+    m[:, 0] = True
+    return m
+
+
+# name -> (fused fn, composed fn, make inputs(rng, dtype) -> list, keyword args, torch fn or None)
+def _torch_lstm(t, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    y, h_n, c_n = t._VF.lstm(x, (h0[None], c0[None]), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)
+    return y, h_n[0], c_n[0]
+
+
+def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
+    y, h_n = t._VF.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)
+    return y, h_n[0]
+
+
+CASES = {
+    "lstm": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt), {}, _torch_lstm),
+    "lstm_nobias_T1": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt, Tn=1, bias=False), {}, None),
+    "gru": (fused.gru_seq, composed.gru_seq, lambda r, dt: gru_inputs(r, dt), {}, _torch_gru),
+    "gru_nobias": (fused.gru_seq, composed.gru_seq, lambda r, dt: gru_inputs(r, dt, bias=False), {}, None),
+    "conv_causal": (fused.conv1d_dilated, composed.conv1d_dilated,
+                    lambda r, dt: [T(r, 2, 3, 9, dtype=dt), T(r, 4, 3, 2, dtype=dt), T(r, 4, dtype=dt)],
+                    dict(padding=(4, 0), dilation=4),
+                    lambda t, x, w, b: t.nn.functional.conv1d(t.nn.functional.pad(x, (4, 0)), w, b, dilation=4)),
+    "conv_k3_same": (fused.conv1d_dilated, composed.conv1d_dilated,
+                     lambda r, dt: [T(r, 1, 2, 7, dtype=dt), T(r, 3, 2, 3, dtype=dt)], dict(padding=2, dilation=2),
+                     lambda t, x, w: t.nn.functional.conv1d(x, w, padding=2, dilation=2)),
+    "attn": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt), {},
+             lambda t, q, k, v: t.nn.functional.scaled_dot_product_attention(q, k, v)),
+    "attn_causal": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt, Lk=5),
+                    dict(is_causal=True),
+                    lambda t, q, k, v: t.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)),
+    "attn_bool_mask": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt),
+                       dict(attn_mask=keep_mask(np.random.default_rng(5), 5, 6), scale=0.3),
+                       lambda t, q, k, v: t.nn.functional.scaled_dot_product_attention(
+                           q, k, v, attn_mask=t.from_numpy(keep_mask(np.random.default_rng(5), 5, 6)), scale=0.3)),
+    "attn_float_mask": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt),
+                        dict(attn_mask=np.linspace(-1, 1, 2 * 6).reshape(2, 1, 1, 6)),
+                        lambda t, q, k, v: t.nn.functional.scaled_dot_product_attention(
+                            q, k, v, attn_mask=t.linspace(-1, 1, 12, dtype=q.dtype).reshape(2, 1, 1, 6))),
+    "softmax": (fused.softmax, composed.softmax, lambda r, dt: [T(r, 3, 4, 5, dtype=dt)], dict(axis=1),
+                lambda t, x: t.softmax(x, dim=1)),
+    "log_softmax": (fused.log_softmax, composed.log_softmax, lambda r, dt: [T(r, 4, 6, dtype=dt)], {},
+                    lambda t, x: t.log_softmax(x, dim=-1)),
+    "layer_norm": (fused.layer_norm, composed.layer_norm,
+                   lambda r, dt: [T(r, 3, 4, 6, dtype=dt), T(r, 6, dtype=dt), T(r, 6, dtype=dt)], {},
+                   lambda t, x, w, b: t.nn.functional.layer_norm(x, (6,), w, b)),
+    "layer_norm_2d_noaffine": (fused.layer_norm, composed.layer_norm, lambda r, dt: [T(r, 3, 2, 4, dtype=dt)], {},
+                               lambda t, x: t.nn.functional.layer_norm(x, (2, 4))),
+    "gelu": (fused.gelu, composed.gelu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], {},
+             lambda t, x: t.nn.functional.gelu(x)),
+    "gelu_tanh": (fused.gelu, composed.gelu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], dict(approximate="tanh"),
+                  lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+}
+NORMALIZED = {"layer_norm": (6,), "layer_norm_2d_noaffine": (2, 4)}
+
+
+def call(name, fn, inputs, kwargs):
+    if name in NORMALIZED:                 # layer_norm(x, normalized_shape, weight, bias)
+        return fn(inputs[0], NORMALIZED[name], *inputs[1:], **kwargs)
+    return fn(*inputs, **kwargs)
+
+
+def outputs_and_grads(name, fn, inputs, kwargs, seed=3):
+    """Outputs and the gradients of sum(out * fixed random weights) w.r.t. every input."""
+    out = call(name, fn, inputs, kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    rng = np.random.default_rng(seed)
+    loss = None
+    for o in outs:
+        term = (o * ndiv.tensor(rng.standard_normal(o.shape).astype(o.dtype))).sum()
+        loss = term if loss is None else loss + term
+    loss.backward()
+    return [o.data for o in outs], [x.grad for x in inputs]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradcheck_float64(name):
+    fn, _, make, kwargs, _ = CASES[name]
+    inputs = make(np.random.default_rng(0), "float64")
+    assert ndiv.autograd.gradcheck(lambda *xs: call(name, fn, xs, kwargs), inputs)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_matches_composed(name):
+    fn, ref, make, kwargs, _ = CASES[name]
+    got = outputs_and_grads(name, fn, make(np.random.default_rng(1), "float64"), kwargs)
+    want = outputs_and_grads(name, ref, make(np.random.default_rng(1), "float64"), kwargs)
+    for g, w in zip(got[0] + got[1], want[0] + want[1]):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c[4] is not None])
+def test_matches_torch_float32(name):
+    torch = pytest.importorskip("torch")
+    fn, _, make, kwargs, torch_fn = CASES[name]
+    inputs = make(np.random.default_rng(2), "float32")
+    got_out, got_grads = outputs_and_grads(name, fn, inputs, kwargs)
+    tin = [torch.tensor(x.data, requires_grad=True) for x in inputs]
+    tout = torch_fn(torch, *tin)
+    tout = tout if isinstance(tout, tuple) else (tout,)
+    rng = np.random.default_rng(3)
+    sum(((o * torch.tensor(rng.standard_normal(o.shape).astype("float32"))).sum() for o in tout)).backward()
+    for g, w in zip(got_out + got_grads, [o.detach().numpy() for o in tout] + [t.grad.numpy() for t in tin]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "conv_causal", "attn", "softmax", "log_softmax", "layer_norm", "gelu"])
+def test_the_fused_kernel_ran(name, monkeypatch):
+    fn, _, make, kwargs, _ = CASES[name]
+    kernel = {"lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
+    calls = []
+    for direction in ("fwd", "bwd"):
+        real = getattr(cpu, f"{kernel}_{direction}")
+        monkeypatch.setattr(cpu, f"{kernel}_{direction}",
+                            lambda *a, _real=real, _d=direction, **k: calls.append(_d) or _real(*a, **k))
+    outputs_and_grads(name, fn, make(np.random.default_rng(0), "float64"), kwargs)
+    assert calls == ["fwd", "bwd"]
+
+
+def test_attention_memory_is_linear_in_length():
+    """L = 2048, d = 64, float32: the score matrix alone would be 16 MiB; the kernel stays ~4x below."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    q, k, v = (T(rng, 1, 1, 2048, 64, dtype="float32") for _ in range(3))
+    fused.flash_attention(q, k, v, is_causal=True)    # compile outside the measurement
+    tracemalloc.start()
+    out = fused.flash_attention(q, k, v, is_causal=True)
+    out.sum().backward()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("call_, match", [
+    (lambda: fused.lstm_seq(ndiv.zeros(4, 2, 3), ndiv.zeros(2, 5), ndiv.zeros(2, 5), ndiv.zeros(20, 2), ndiv.zeros(20, 5)),
+     r"w_ih \[4H, 3\]"),
+    (lambda: fused.gru_seq(ndiv.zeros(2, 3), ndiv.zeros(3, 4), ndiv.zeros(12, 3), ndiv.zeros(12, 4)), r"\[T, B, I\]"),
+    (lambda: fused.conv1d_dilated(ndiv.zeros(1, 2, 3), ndiv.zeros(1, 2, 3), dilation=2), "shorter than the dilated kernel"),
+    (lambda: fused.flash_attention(*attn_inputs(np.random.default_rng(0)), attn_mask=np.ones((3, 6), bool)),
+     "does not broadcast"),
+    (lambda: fused.layer_norm(ndiv.zeros(2, 3), (4,)), "does not end with normalized_shape"),
+    (lambda: fused.gelu(ndiv.zeros(2), approximate="fast"), "'none' or 'tanh'"),
+])
+def test_errors_name_the_argument(call_, match):
+    with pytest.raises(ValueError, match=match):
+        call_()

@@ -1,0 +1,159 @@
+"""Every ndiv.kernels.cpu kernel against its ndiv.kernels.reference twin (same name, same args).
+
+A case builds the arguments of a forward kernel and of its backward from shapes; each case runs
+in float64 (to 1e-10) and float32 (to 1e-5), on ordinary and edge sizes (length 1, T = 0, ...).
+"""
+import math
+
+import numpy as np
+import pytest
+
+from ndiv.kernels import cpu, reference
+
+TOL = {"float64": dict(rtol=1e-10, atol=1e-10), "float32": dict(rtol=1e-5, atol=1e-5)}
+
+
+def lstm_case(rng, dt, T, B, H):
+    xw = rng.standard_normal((T, B, 4 * H)).astype(dt)
+    h0, c0 = (rng.standard_normal((B, H)).astype(dt) for _ in range(2))
+    w = (rng.standard_normal((4 * H, H)) / math.sqrt(H)).astype(dt)
+    fwd_args = (xw, h0, c0, w)
+
+    def bwd_args(fwd_out):
+        y, c, gates = fwd_out
+        gy, gh, gc = rng.standard_normal((T, B, H)).astype(dt), *(rng.standard_normal((B, H)).astype(dt) for _ in range(2))
+        return (gy, gh, gc, h0, c0, w, y, c, gates)
+    return "lstm_seq", fwd_args, bwd_args
+
+
+def gru_case(rng, dt, T, B, H):
+    xw = rng.standard_normal((T, B, 3 * H)).astype(dt)
+    h0 = rng.standard_normal((B, H)).astype(dt)
+    w = (rng.standard_normal((3 * H, H)) / math.sqrt(H)).astype(dt)
+    b = rng.standard_normal(3 * H).astype(dt)
+
+    def bwd_args(fwd_out):
+        y, gates = fwd_out
+        return (rng.standard_normal((T, B, H)).astype(dt), rng.standard_normal((B, H)).astype(dt), h0, w, y, gates)
+    return "gru_seq", (xw, h0, w, b), bwd_args
+
+
+def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d):
+    x = rng.standard_normal((B, Cin, L)).astype(dt)
+    w = rng.standard_normal((Cout, Cin, K)).astype(dt)
+
+    def bwd_args(fwd_out):
+        return (rng.standard_normal(fwd_out.shape).astype(dt), x, w, pl, pr, d)
+    return "conv1d_dilated", (x, w, pl, pr, d), bwd_args
+
+
+def attn_case(rng, dt, B, H, Lq, Lk, D, causal, mask):
+    q = rng.standard_normal((B, H, Lq, D)).astype(dt)
+    k, v = (rng.standard_normal((B, H, Lk, D)).astype(dt) for _ in range(2))
+    if mask == "none":
+        bias = np.zeros((1, 1, 0, 0), dt)
+    elif mask == "bool":          # [Lq, Lk] broadcast over B and H, keeping key 0 so no row is empty
+        keep = rng.random((Lq, Lk)) > 0.3
+        keep[:, 0] = True
+        bias = np.where(keep, 0.0, -np.inf).astype(dt)[None, None]
+    else:                         # additive float mask per batch row, broadcast over heads
+        bias = rng.standard_normal((B, 1, Lq, Lk)).astype(dt)
+    scale = 1 / math.sqrt(D)
+
+    def bwd_args(fwd_out):
+        out, lse = fwd_out
+        return (rng.standard_normal(out.shape).astype(dt), q, k, v, bias, scale, causal, out, lse)
+    return "flash_attn", (q, k, v, bias, scale, causal), bwd_args
+
+
+def rows_case(name, rng, dt, N, D):
+    x = (3 * rng.standard_normal((N, D))).astype(dt)
+
+    def bwd_args(y):
+        return (rng.standard_normal((N, D)).astype(dt), y)
+    return name, (x,), bwd_args
+
+
+def layer_norm_case(rng, dt, N, D):
+    x = (2 + 3 * rng.standard_normal((N, D))).astype(dt)
+    w, b = rng.standard_normal(D).astype(dt), rng.standard_normal(D).astype(dt)
+
+    def bwd_args(fwd_out):
+        _, mean, rstd = fwd_out
+        return (rng.standard_normal((N, D)).astype(dt), x, w, mean, rstd)
+    return "layer_norm", (x, w, b, 1e-5), bwd_args
+
+
+def gelu_case(rng, dt, shape, approximate):
+    x = (2 * rng.standard_normal(shape)).astype(dt)
+    return "gelu", (x, approximate), lambda y: (rng.standard_normal(shape).astype(dt), x, approximate)
+
+
+CASES = {
+    "lstm": lambda r, dt: lstm_case(r, dt, 5, 3, 4),
+    "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
+    "lstm_T0": lambda r, dt: lstm_case(r, dt, 0, 2, 3),
+    "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
+    "gru": lambda r, dt: gru_case(r, dt, 5, 3, 4),
+    "gru_T1_B1": lambda r, dt: gru_case(r, dt, 1, 1, 1),
+    "gru_T0": lambda r, dt: gru_case(r, dt, 0, 2, 3),
+    "gru_H17": lambda r, dt: gru_case(r, dt, 7, 2, 17),
+    "conv_causal_k2_d4": lambda r, dt: conv_case(r, dt, 2, 3, 5, 11, 2, 4, 0, 4),
+    "conv_k3_sym": lambda r, dt: conv_case(r, dt, 1, 2, 3, 9, 3, 1, 1, 1),
+    "conv_k1": lambda r, dt: conv_case(r, dt, 2, 4, 2, 6, 1, 0, 0, 1),
+    "conv_L1_wide_pad": lambda r, dt: conv_case(r, dt, 1, 1, 1, 1, 3, 5, 2, 2),
+    "conv_no_pad_k5_d2": lambda r, dt: conv_case(r, dt, 3, 2, 4, 13, 5, 0, 0, 2),
+    "attn": lambda r, dt: attn_case(r, dt, 2, 3, 7, 7, 4, False, "none"),
+    "attn_causal_tiles": lambda r, dt: attn_case(r, dt, 1, 2, 300, 300, 8, True, "none"),
+    "attn_tiles_bool": lambda r, dt: attn_case(r, dt, 1, 1, 200, 260, 5, False, "bool"),
+    "attn_float_mask_causal": lambda r, dt: attn_case(r, dt, 2, 2, 9, 13, 3, True, "float"),
+    "attn_L1": lambda r, dt: attn_case(r, dt, 1, 1, 1, 1, 1, False, "none"),
+    "softmax": lambda r, dt: rows_case("softmax", r, dt, 6, 9),
+    "softmax_D1": lambda r, dt: rows_case("softmax", r, dt, 3, 1),
+    "softmax_N0": lambda r, dt: rows_case("softmax", r, dt, 0, 4),
+    "log_softmax": lambda r, dt: rows_case("log_softmax", r, dt, 6, 9),
+    "log_softmax_D1": lambda r, dt: rows_case("log_softmax", r, dt, 3, 1),
+    "layer_norm": lambda r, dt: layer_norm_case(r, dt, 5, 8),
+    "layer_norm_D1": lambda r, dt: layer_norm_case(r, dt, 3, 1),
+    "layer_norm_N0": lambda r, dt: layer_norm_case(r, dt, 0, 3),
+    "gelu_erf": lambda r, dt: gelu_case(r, dt, (4, 5), False),
+    "gelu_tanh": lambda r, dt: gelu_case(r, dt, (3, 2, 7), True),
+    "gelu_empty": lambda r, dt: gelu_case(r, dt, (0,), True),
+}
+
+
+def assert_close_tree(got, want, dt, what):
+    got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+    assert len(got) == len(want), what
+    for i, (g, w) in enumerate(zip(got, want)):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.shape == w.shape, f"{what}[{i}]: shape {g.shape} != {w.shape}"
+        assert g.dtype == np.dtype(dt), f"{what}[{i}]: dtype {g.dtype}, expected {dt}"
+        np.testing.assert_allclose(g, w, **TOL[dt], err_msg=f"{what}[{i}]")
+
+
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_cpu_matches_reference(case, dt):
+    name, fwd_args, make_bwd_args = CASES[case](np.random.default_rng(hash(case) % 2**32), dt)
+    want = getattr(reference, f"{name}_fwd")(*fwd_args)
+    got = getattr(cpu, f"{name}_fwd")(*fwd_args)
+    assert_close_tree(got, want, dt, f"{name}_fwd")
+    bwd_args = make_bwd_args(want)          # the backward of both twins sees the same saved arrays
+    assert_close_tree(getattr(cpu, f"{name}_bwd")(*bwd_args), getattr(reference, f"{name}_bwd")(*bwd_args),
+                      dt, f"{name}_bwd")
+
+
+def test_every_reference_kernel_has_a_cpu_twin():
+    assert all(callable(getattr(cpu, name)) for name in reference.KERNELS)
+
+
+def test_attention_fully_masked_row_gives_zero_not_nan():
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((1, 1, 3, 2)) for _ in range(3))
+    bias = np.zeros((1, 1, 3, 3))
+    bias[0, 0, 1] = -np.inf
+    out, lse = cpu.flash_attn_fwd(q, k, v, bias, 1.0, False)
+    assert np.all(out[0, 0, 1] == 0) and lse[0, 0, 1] == -np.inf
+    grads = cpu.flash_attn_bwd(np.ones_like(out), q, k, v, bias, 1.0, False, out, lse)
+    assert all(np.isfinite(g).all() for g in grads)
