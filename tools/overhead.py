@@ -15,7 +15,7 @@ import ndiv  # noqa: E402
 
 def bench(fn, number=None, repeat=15):
     fn()
-    if number is None:
+    if number is None:  # enough calls for ~20 ms per measurement
         t = timeit.timeit(fn, number=3) / 3
         number = max(1, int(0.02 / max(t, 1e-7)))
     return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number
@@ -126,12 +126,16 @@ def main():
         th["MLP step (32x24 -> 512 -> 512 -> 12, SGD)"] = mlp_torch(torch)
     print("| case | ndiv us | torch us | torch/ndiv |\n|---|---|---|---|")
     for name, fn in nd.items():
-        t_n = bench(fn) * 1e6
-        if name in th:
-            t_t = bench(th[name]) * 1e6
-            print(f"| {name} | {t_n:.1f} | {t_t:.1f} | {t_t / t_n:.2f} |")
-        else:
-            print(f"| {name} | {t_n:.1f} | - | - |")
+        if name not in th:
+            print(f"| {name} | {bench(fn) * 1e6:.1f} | - | - |")
+            continue
+        # interleave the two so that load on a shared machine slows both alike
+        t_n, t_t = [], []
+        for _ in range(15):
+            t_n.append(bench(fn, repeat=1))
+            t_t.append(bench(th[name], repeat=1))
+        t_n, t_t = statistics.median(t_n) * 1e6, statistics.median(t_t) * 1e6
+        print(f"| {name} | {t_n:.1f} | {t_t:.1f} | {t_t / t_n:.2f} |")
     sys.stdout.flush()
 
 

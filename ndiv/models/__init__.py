@@ -4,7 +4,16 @@
 """
 from ndiv.models.base import BaseModel
 from ndiv.models.mlp import MLP
+from ndiv.models.dlinear import DLinear
+from ndiv.models.nlinear import NLinear
+from ndiv.models.nbeats import NBEATS
+from ndiv.models.nhits import NHITS
+from ndiv.models.patchtst import PatchTST
+from ndiv.models.rnn import RNN
+from ndiv.models.lstm import LSTM
+from ndiv.models.gru import GRU
+from ndiv.models.tcn import TCN
 
-MODELS = {cls.__name__: cls for cls in (MLP,)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
