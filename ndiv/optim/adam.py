@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from collections.abc import Callable, Iterable
 
 from ndiv.device import array_module
@@ -47,7 +49,9 @@ class Adam(Optimizer):
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; returns closure()'s loss if given."""
         loss = self._eval_closure(closure)
-        for group in self.param_groups:
+        for gi, group in enumerate(self.param_groups):
+            if self._flat_step(gi, group):
+                continue
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
             for p in group["params"]:
@@ -90,6 +94,97 @@ class Adam(Optimizer):
                 tmp *= step_size
                 p.data -= tmp
         return loss
+
+
+    # -- the same update on one flat buffer per group ---------------------------------------
+    # Small models have many small parameters, and the per-parameter loop above costs ~12 NumPy
+    # calls each. When every parameter of a group is a NumPy array of one dtype and has a
+    # gradient, the moments live in flat arrays (each state entry is a view into them), the
+    # parameters and gradients are gathered into flat buffers, the update is ~10 calls on those,
+    # and each p.data is written back in place: ~2 calls per parameter instead of ~12.
+    # Elementwise, the arithmetic is exactly the loop's.
+
+    def _flat_step(self, gi: int, group: dict) -> bool:
+        params = group["params"]
+        if group["amsgrad"] or len(params) < 2:
+            return False
+        dtype = None
+        for p in params:
+            if p.grad is None or type(p.data) is not np.ndarray:
+                return False
+            if dtype is None:
+                dtype = p.data.dtype
+            elif p.data.dtype != dtype:
+                return False
+        flat = self._flat.get(gi) if hasattr(self, "_flat") else None
+        if flat is None or not self._flat_valid(flat, params):
+            flat = self._flat_build(gi, params, dtype)
+        P, M, V, G, views = flat
+        steps = {self.state[p]["step"] for p in params}
+        if len(steps) != 1:
+            return False
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        wd, maximize = group["weight_decay"], group["maximize"]
+        np.concatenate([p.data.reshape(-1) for p in params], out=P)
+        np.concatenate([p.grad.reshape(-1) for p in params], out=G)
+        if maximize:
+            np.negative(G, out=G)
+        if wd != 0:
+            if self._decoupled:
+                P *= 1 - lr * wd
+            else:
+                G += P * wd
+        t = steps.pop() + 1
+        for p in params:
+            self.state[p]["step"] = t
+        tmp = np.subtract(G, M)
+        tmp *= 1 - beta1
+        M += tmp
+        V *= beta2
+        np.multiply(G, 1 - beta2, out=tmp)
+        tmp *= G
+        V += tmp
+        np.sqrt(V, out=tmp)
+        tmp /= math.sqrt(1 - beta2 ** t)
+        tmp += eps
+        np.divide(M, tmp, out=tmp)
+        tmp *= lr / (1 - beta1 ** t)
+        P -= tmp
+        for p, (pv, _, _) in zip(params, views):
+            np.copyto(p.data, pv)          # in place: references to p.data stay valid
+        return True
+
+    def _flat_valid(self, flat, params) -> bool:
+        P, M, V, G, views = flat
+        if len(views) != len(params):
+            return False
+        for p, (pv, mv, vv) in zip(params, views):
+            st = self.state[p]
+            if p.data.shape != pv.shape or st.get("exp_avg") is not mv or st.get("exp_avg_sq") is not vv:
+                return False
+        return True
+
+    def _flat_build(self, gi: int, params, dtype):
+        """Flat buffers for the group; the moments move into them (values kept)."""
+        n = sum(p.data.size for p in params)
+        P, M, V, G = (np.zeros(n, dtype) for _ in range(4))
+        views, off = [], 0
+        for p in params:
+            k, shape = p.data.size, p.data.shape
+            st = self.state[p]
+            if not st:
+                st["step"] = 0
+            pv, mv, vv = (a[off:off + k].reshape(shape) for a in (P, M, V))
+            if "exp_avg" in st:
+                mv[...] = st["exp_avg"]
+                vv[...] = st["exp_avg_sq"]
+            st["exp_avg"], st["exp_avg_sq"] = mv, vv
+            views.append((pv, mv, vv))
+            off += k
+        if not hasattr(self, "_flat"):
+            self._flat = {}
+        self._flat[gi] = (P, M, V, G, views)
+        return self._flat[gi]
 
 
 class AdamW(Adam):
