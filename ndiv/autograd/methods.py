@@ -19,14 +19,18 @@ _Number = (int, float, bool, np.number)
 
 
 def _const(x, like: Tensor) -> Tensor:
-    """A non-Tensor operand as a constant Tensor on like's device."""
+    """A non-Tensor operand (Python number, list, NumPy array) as a constant Tensor on like's
+    device: constants follow the tensor they meet (arrays that are already on another device
+    than like are an error, as with Tensors)."""
     data = x
     if not isinstance(x, np.ndarray) and not _device.is_cuda_array(x):
         data = np.asarray(x)
         if data.dtype == np.float64 and like.data.dtype.kind == "f":
             data = data.astype(like.data.dtype)
-    if _device.is_cuda_array(like.data) != _device.is_cuda_array(data):
-        raise RuntimeError(f"expected all operands on the same device, got {like.device} and {_device.device_of(data)}")
+    if _device.is_cuda_array(like.data) and not _device.is_cuda_array(data):
+        data = _device.to_device(data, "cuda")
+    elif _device.is_cuda_array(data) and not _device.is_cuda_array(like.data):
+        raise RuntimeError(f"expected all operands on the same device, got {like.device} and cuda")
     return _make(data, False, None, 0)
 
 
@@ -399,13 +403,15 @@ def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """Elementwise a where condition else b; condition carries no gradient."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
         return tensor(np.where(cond, a, b))
     a = a if isinstance(a, Tensor) else _const(a, like)
     b = b if isinstance(b, Tensor) else _const(b, like)
     _check_same_device(a, b)
+    if _device.is_cuda_array(like.data) and not _device.is_cuda_array(cond):
+        cond = _device.to_device(cond, "cuda")
     return E.Where.apply(a, b, cond=cond)
 
 
@@ -435,6 +441,8 @@ def cumsum(x: Tensor, axis: int = None, *, dim=None) -> Tensor:
 def gather(x: Tensor, dim: int, index) -> Tensor:
     """torch.gather: out[..., j, ...] = x[..., index[..., j, ...], ...] along dim."""
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if _device.is_cuda_array(x.data) and not _device.is_cuda_array(idx):
+        idx = _device.to_device(idx, "cuda")
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got dtype {idx.dtype}")
     if idx.ndim != x.ndim:
