@@ -23,6 +23,7 @@ import ndiv
 from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
                        make_frame)
 from ndiv.data.local_scalers import LocalScaler
+from ndiv.device import to_device
 from ndiv.models import MODELS, BaseModel
 
 FORMAT_VERSION = 1
@@ -274,7 +275,7 @@ class Forecaster:
         models = []
         for i, m in enumerate(self.models):
             fname = f"model_{i}.safetensors"
-            ndiv.save(m.state_dict(), os.path.join(path, fname))
+            ndiv.save({k: to_device(v, "cpu") for k, v in m.state_dict().items()}, os.path.join(path, fname))
             models.append({"class": type(m).__name__, "config": _to_json(m._init_config), "weights": fname})
         ds = self._dataset
         meta = {

@@ -26,6 +26,7 @@ import ndiv.optim
 from ndiv import nn
 from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
 from ndiv.config import record_init_args
+from ndiv.device import check_device, to_device
 from ndiv.random import manual_seed
 
 # NeuralForecast's BaseModel options, with the defaults most of its models use.
@@ -60,10 +61,11 @@ SHARED_DEFAULTS = dict(
     gradient_clip_val=None,         # Lightning's trainer option: clip the global grad norm
     enable_progress_bar=None,       # None: a bar on a terminal for fits longer than ~2 s
     dedupe_windows=True,            # compute repeated windows once (see DESIGN.md); off with dropout
+    device="cpu",                   # 'cuda' trains and predicts on the GPU (CuPy); NF's accelerator='gpu' too
 )
 
 # Lightning trainer options NeuralForecast users pass; accepted and ignored on the CPU.
-_IGNORED_TRAINER_KWARGS = {"accelerator", "devices", "logger", "enable_checkpointing", "enable_model_summary",
+_IGNORED_TRAINER_KWARGS = {"devices", "logger", "enable_checkpointing", "enable_model_summary",
                            "deterministic", "precision", "callbacks", "num_sanity_val_steps", "log_every_n_steps"}
 
 
@@ -90,14 +92,20 @@ class BaseModel(nn.Module):
     def __init__(self, h: int, input_size: int, **kwargs):
         super().__init__()
         name = type(self).__name__
-        unknown = set(kwargs) - set(SHARED_DEFAULTS) - _IGNORED_TRAINER_KWARGS
+        unknown = set(kwargs) - set(SHARED_DEFAULTS) - _IGNORED_TRAINER_KWARGS - {"accelerator"}
         if unknown:
             raise TypeError(f"{name}: unknown option{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
                             f"see help(ndiv.models.{name}) for the accepted ones")
         if "max_epochs" in kwargs:
             raise ValueError("max_epochs is not supported, use max_steps")
         opts = {**SHARED_DEFAULTS, **self.DEFAULTS,
-                **{k: v for k, v in kwargs.items() if k not in _IGNORED_TRAINER_KWARGS}}
+                **{k: v for k, v in kwargs.items() if k not in _IGNORED_TRAINER_KWARGS and k != "accelerator"}}
+        accelerator = kwargs.get("accelerator")
+        if accelerator is not None:
+            if accelerator not in ("cpu", "gpu", "cuda", "auto"):
+                raise ValueError(f"{name}: accelerator must be 'cpu', 'gpu' or 'auto', got {accelerator!r}")
+            opts["device"] = "cuda" if accelerator in ("gpu", "cuda") else opts["device"]
+        self.device = check_device(opts["device"])
         for k in ("h", "input_size"):
             v = h if k == "h" else input_size
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -155,7 +163,7 @@ class BaseModel(nn.Module):
         out = {}
         for k in ("insample_y", "insample_mask", "futr_exog", "hist_exog", "stat_exog"):
             v = batch.get(k)
-            out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32))
+            out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32), device=self.device)
         if self.exclude_insample_y:
             out["insample_y"] = out["insample_y"] * 0.0
         return out
@@ -163,24 +171,25 @@ class BaseModel(nn.Module):
     def _loss(self, loss_fn, output, batch, y_loc, y_scale, original: bool):
         """loss_fn on one batch. Point losses compare in the scaled space during training
         (original=False) and in the data's scale during validation (original=True)."""
-        mask = ndiv.tensor(batch["outsample_mask"].astype(np.float32))
+        dev = self.device
+        mask = ndiv.tensor(batch["outsample_mask"].astype(np.float32), device=dev)
         if self.loss.is_distribution_output:
             distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
             y = ndiv.tensor(batch["original_outsample_y"][..., None] if batch["original_outsample_y"].ndim == 2
-                            else batch["original_outsample_y"])
+                            else batch["original_outsample_y"], device=dev)
             if loss_fn.is_distribution_output:
                 return loss_fn(y=y, distr_args=distr_args, mask=mask)
             _, mean, quants = self.loss.sample(distr_args=distr_args, rng=self._rng)
             y_hat = quants if self._wants_quantiles(loss_fn) else mean[..., 0]
-            return loss_fn(y=y, y_hat=ndiv.tensor(y_hat), mask=mask)
+            return loss_fn(y=y, y_hat=ndiv.tensor(y_hat, device=dev), mask=mask)
         if original:
             output = _inverse(self.scaler, output, y_loc, y_scale)
             y = batch["original_outsample_y"]
-            y = ndiv.tensor(y[..., None] if y.ndim == 2 else y)
-            insample = _inverse(self.scaler, ndiv.tensor(batch["insample_y"]), y_loc, y_scale)
+            y = ndiv.tensor(y[..., None] if y.ndim == 2 else y, device=dev)
+            insample = _inverse(self.scaler, ndiv.tensor(batch["insample_y"], device=dev), y_loc, y_scale)
             return loss_fn(y=y, y_hat=output, mask=mask, y_insample=insample)
-        return loss_fn(y=ndiv.tensor(batch["outsample_y"]), y_hat=output, mask=mask,
-                       y_insample=ndiv.tensor(batch["insample_y"]))
+        return loss_fn(y=ndiv.tensor(batch["outsample_y"], device=dev), y_hat=output, mask=mask,
+                       y_insample=ndiv.tensor(batch["insample_y"], device=dev))
 
     @staticmethod
     def _wants_quantiles(loss_fn) -> bool:
@@ -210,6 +219,7 @@ class BaseModel(nn.Module):
         """Train on a TimeSeriesDataset, keeping the last val_size (validation) and test_size
         (held out) steps of every series out of the training windows."""
         self._check_data(dataset)
+        self.to(self.device)
         self.val_size, self.test_size = int(val_size), int(test_size)
         if self.early_stop_patience_steps > 0 and self.val_size == 0:
             raise ValueError(f"{self}: early_stop_patience_steps={self.early_stop_patience_steps} needs "
@@ -233,7 +243,7 @@ class BaseModel(nn.Module):
             batch = sampler.sample(scaler=self.scaler, hist_exog_list=self.hist_exog_list,
                                    futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
                                    dedupe=dedupe)
-            y_loc, y_scale = _loc_scale(self.scaler)
+            y_loc, y_scale = _loc_scale(self.scaler, self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
             value = loss.item()
@@ -284,7 +294,7 @@ class BaseModel(nn.Module):
         self.eval()
         total, count = 0.0, 0
         for batch in self._windows(dataset, "val"):
-            y_loc, y_scale = _loc_scale(self.scaler)
+            y_loc, y_scale = _loc_scale(self.scaler, self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             value = self._loss(self.valid_loss, output, batch, y_loc, y_scale, original=True).item()
             n = len(batch["insample_y"])
@@ -333,14 +343,15 @@ class BaseModel(nn.Module):
         [n_windows, h, n_series, n_outputs] (multivariate).
         """
         self.eval()
+        self.to(self.device)
         outs = []
         for batch in self._windows(dataset, "predict", step_size=step_size):
-            y_loc, y_scale = _loc_scale(self.scaler)
+            y_loc, y_scale = _loc_scale(self.scaler, self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             if self.loss.is_distribution_output:
                 distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
                 _, mean, quants = self.loss.sample(distr_args=distr_args, rng=np.random.default_rng(self.random_seed))
-                y_hat = np.concatenate([np.asarray(mean), np.asarray(quants)], axis=-1)   # [B, h, N, 1 + Q]
+                y_hat = np.concatenate([to_device(mean, "cpu"), to_device(quants, "cpu")], axis=-1)  # [B, h, N, 1 + Q]
             else:
                 y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()
             if y_hat.ndim == 3:
@@ -351,12 +362,12 @@ class BaseModel(nn.Module):
         return np.concatenate(outs, axis=0)
 
 
-def _loc_scale(norm: TemporalNorm):
+def _loc_scale(norm: TemporalNorm, device: str = "cpu"):
     """The target's (loc, scale) [B, 1, N] of the scaler's last transform (Tensors; with revin
     they carry the learnable affine terms)."""
     shift, scale = norm.x_shift[:, :, 0], norm.x_scale[:, :, 0]
     if not isinstance(shift, ndiv.Tensor):
-        shift, scale = ndiv.tensor(shift), ndiv.tensor(scale)
+        shift, scale = ndiv.tensor(shift, device=device), ndiv.tensor(scale, device=device)
     return shift, scale
 
 
