@@ -1,0 +1,120 @@
+"""Model benchmarks: training speed, predict latency and peak memory per model.
+
+One row of CASES per model; each model issue adds its row (same hyperparameters on both
+sides), and the four benchmarks below then run for it with no other change:
+
+    CASES["NHITS"] = _case("NHITS", h=H, input_size=24)
+
+A case skips (NotImplementedError in setup) when ndiv.models / ndiv.Forecaster do not import,
+when the model is missing on that side, or, for 'torch', when neuralforecast is not installed.
+
+    time_fit            a fit of STEPS training steps on AirPassengers, as a user's call costs
+    track_fit_steps_per_second   STEPS / the time of a second fit in the process (steady state;
+                        a rate, so that higher is better in asv's plots)
+    time_predict        predict() of a fitted model for one series (the serving latency)
+    peakmem_fit         the process's peak RSS after the fit
+
+backend: 'ndiv' runs ndiv.Forecaster; 'torch' runs NeuralForecast (skipped when neuralforecast
+is not installed), with the same hyperparameters and data, so ratio_table.py compares them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from . import BACKENDS, limit_threads, require_torch
+
+STEPS = 20           # training steps per fit: enough to leave the first-step compile behind
+H, FREQ = 12, "MS"   # AirPassengers: monthly, hold out a year
+
+# NeuralForecast's trainer chatter off: it costs time that is not the model's
+NF_QUIET = dict(enable_progress_bar=False, enable_model_summary=False, logger=False)
+
+
+def _case(name: str, **hparams):
+    """{backend: factory}: each factory builds an unfitted `name` with hparams, STEPS steps."""
+
+    def make(backend):
+        _, models = _frameworks(backend)
+        if not hasattr(models, name):
+            raise NotImplementedError(f"{backend} has no model {name!r}")
+        extra = NF_QUIET if backend == "torch" else {}
+        return getattr(models, name)(max_steps=STEPS, random_seed=1, **hparams, **extra)
+
+    return {backend: (lambda b=backend: make(b)) for backend in BACKENDS}
+
+
+# model name -> {"ndiv": factory, "torch": factory}; each factory returns an unfitted model
+CASES: dict[str, dict] = {
+    "MLP": _case("MLP", h=H, input_size=24),
+}
+
+
+def _frameworks(backend: str):
+    """(Forecaster class, models module) for a backend, or NotImplementedError to skip."""
+    if backend == "torch":
+        require_torch()
+        try:
+            import neuralforecast
+            import neuralforecast.models
+        except ImportError:
+            raise NotImplementedError("neuralforecast is not installed") from None
+        for name in ("pytorch_lightning", "lightning_fabric", "lightning"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        return neuralforecast.NeuralForecast, neuralforecast.models
+    try:
+        import ndiv
+        import ndiv.models
+    except ImportError:
+        raise NotImplementedError("ndiv.models does not exist yet") from None
+    if not hasattr(ndiv, "Forecaster"):
+        raise NotImplementedError("ndiv.Forecaster does not exist yet")
+    limit_threads()
+    return ndiv.Forecaster, ndiv.models
+
+
+class _ModelCase:
+    param_names = ["model", "backend"]
+    params = (sorted(CASES) or ["(none yet)"], BACKENDS)
+    timeout = 600
+    repeat = (1, 3, 120.0)
+    rounds = 1
+    warmup_time = 0
+
+    def setup(self, model, backend):
+        forecaster, _ = _frameworks(backend)
+        if model not in CASES:
+            raise NotImplementedError(f"no benchmark case for model {model!r} yet")
+        from ndiv.datasets import load_air_passengers
+
+        self.df = load_air_passengers(as_pandas=True if backend == "torch" else None)
+        CASES[model][backend]()  # a model missing on this side skips here, not in the timing
+        self.make = lambda: forecaster(models=[CASES[model][backend]()], freq=FREQ)
+
+
+class ModelFit(_ModelCase):
+    def time_fit(self, model, backend):
+        self.make().fit(self.df)
+
+    def track_fit_steps_per_second(self, model, backend):
+        self.make().fit(self.df)  # a first fit pays the process's lazy imports and compiles
+        fc = self.make()
+        start = time.perf_counter()
+        fc.fit(self.df)
+        return STEPS / (time.perf_counter() - start)
+
+    track_fit_steps_per_second.unit = "steps/s"
+
+    def peakmem_fit(self, model, backend):
+        self.make().fit(self.df)
+
+
+class ModelPredict(_ModelCase):
+    def setup(self, model, backend):
+        super().setup(model, backend)
+        self.fitted = self.make()
+        self.fitted.fit(self.df)
+        self.fitted.predict()  # the first predict may compile kernels: outside the timing
+
+    def time_predict(self, model, backend):
+        self.fitted.predict()
