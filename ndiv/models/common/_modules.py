@@ -1,0 +1,117 @@
+"""The blocks NeuralForecast's models share (its common/_modules.py), with its module names,
+so that an NF state_dict loads unchanged: MLP (the decoder of RNN, LSTM, GRU, TCN, ...),
+Chomp1d, CausalConv1d and TemporalConvolutionEncoder (TCN's dilated causal encoder).
+"""
+from __future__ import annotations
+
+import warnings
+
+from ndiv import nn
+from ndiv.autograd.ops import fused
+
+# NeuralForecast's ACTIVATIONS, in its order; the ones ndiv.nn lacks are rejected when used.
+ACTIVATIONS = ["ReLU", "Softplus", "Tanh", "SELU", "LeakyReLU", "PReLU", "Sigmoid", "GELU", "ELU", "SiLU",
+               "Mish", "GLU", "Softsign", "Hardshrink", "Softshrink", "Threshold", "RReLU", "CELU",
+               "LogSigmoid", "Hardtanh", "Hardswish", "Identity"]
+
+
+def activation_module(name: str, what: str = "activation") -> nn.Module:
+    """A new activation module from its torch.nn name, e.g. 'ReLU' -> nn.ReLU()."""
+    cls = getattr(nn, name, None) if name in ACTIVATIONS else None
+    if cls is None:
+        have = [a for a in ACTIVATIONS if hasattr(nn, a)]
+        raise ValueError(f"{what}={name!r} is not supported; use one of {have}")
+    return cls()
+
+
+def resolve_decoder_activation(activation: str | None, ignored_because: str | None, default: str = "ReLU") -> str:
+    """decoder_activation as NF resolves it: None -> default; checked even when the decoder will
+    not use it, with a warning saying why it is ignored (`ignored_because`)."""
+    if activation is None:
+        return default
+    activation_module(activation, "decoder_activation")
+    if ignored_because is not None:
+        warnings.warn(f"decoder_activation is ignored when {ignored_because}.")
+    return activation
+
+
+class MLP(nn.Module):
+    """[..., in_features] -> [..., out_features].
+
+    num_layers=1: one Linear. Otherwise Linear, act, Dropout, then (num_layers - 2) x
+    (Linear, act, Dropout), then Linear; all in `layers` (a Sequential: NF's names layers.0, .3, ...).
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str, hidden_size: int, num_layers: int,
+                 dropout: float):
+        super().__init__()
+        if num_layers == 1:
+            self.layers = nn.Sequential(nn.Linear(in_features, out_features))
+            return
+        if hidden_size <= 0:
+            raise ValueError(f"MLP: hidden_size must be positive when num_layers >= 2, got {hidden_size}")
+        # one activation module shared by every hidden layer, as in NF (a PReLU's weight is shared too)
+        self.activation = activation_module(activation)
+        layers = [nn.Linear(in_features, hidden_size), self.activation, nn.Dropout(dropout)]
+        for _ in range(num_layers - 2):
+            layers += [nn.Linear(hidden_size, hidden_size), self.activation, nn.Dropout(dropout)]
+        layers.append(nn.Linear(hidden_size, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Chomp1d(nn.Module):
+    """[N, C, T] -> [N, C, T - horizon]: drops the right padding of a causal convolution."""
+
+    def __init__(self, horizon: int):
+        super().__init__()
+        self.horizon = horizon
+
+    def forward(self, x):
+        return x[:, :, : -self.horizon] if self.horizon else x   # NF's x[..., :-0] would be empty
+
+
+class CausalConv1d(nn.Module):
+    """[N, C_in, T] -> activation(conv1d) [N, C_out, T], where output t sees inputs t, t - d, ...,
+    t - (k - 1) d only: padded by `padding` = (k - 1) d on both sides, the right part chomped.
+
+    `conv` also sits in `causalconv` (conv, chomp, activation), so NF's state_dict names both
+    `conv.weight` and `causalconv.0.weight`: one Parameter under two names. forward gives
+    causalconv's result without computing the outputs that chomp drops: the fused dilated
+    kernel pads the left side only.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int, dilation: int,
+                 activation: str, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              dilation=dilation)
+        self.chomp = Chomp1d(padding)
+        self.activation = activation_module(activation, "encoder_activation")
+        self.causalconv = nn.Sequential(self.conv, self.chomp, self.activation)
+        self.padding = padding
+
+    def forward(self, x):
+        conv = self.conv
+        if conv.stride != (1,):
+            return self.causalconv(x)
+        y = fused.conv1d_dilated(x, conv.weight, conv.bias, padding=(self.padding, 0), dilation=conv.dilation[0])
+        return self.activation(y)
+
+
+class TemporalConvolutionEncoder(nn.Module):
+    """[N, T, C_in] -> [N, T, C_out]: one CausalConv1d per dilation (kernel_size each), in `tcn`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilations, activation: str = "ReLU"):
+        super().__init__()
+        layers = []
+        for dilation in dilations:
+            layers.append(CausalConv1d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) * dilation,
+                                       dilation=dilation, activation=activation))
+            in_channels = out_channels
+        self.tcn = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.tcn(x.swapaxes(1, 2)).swapaxes(1, 2)

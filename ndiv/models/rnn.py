@@ -1,0 +1,128 @@
+"""RNN: a multi-layer Elman RNN encoder with an MLP decoder (NeuralForecast's RNN), and the
+encoder-decoder that NF's RNN, LSTM and GRU share (NF writes it out three times)."""
+from __future__ import annotations
+
+import warnings
+
+import ndiv
+from ndiv import nn
+from ndiv.models.base import BaseModel
+from ndiv.models.common._modules import MLP, resolve_decoder_activation
+
+# NeuralForecast's defaults shared by RNN, LSTM, GRU and TCN where its models disagree
+RECURRENT_DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=128,
+                          inference_windows_batch_size=1024, scaler_type="robust")
+
+
+def resolve_input_size(name: str, h: int, input_size: int) -> int:
+    """NF's protection for its recurrent-era models: input_size < 1 means 3 * h."""
+    if isinstance(input_size, int) and input_size < 1:
+        warnings.warn(f"{name}: input_size={input_size} < 1, using 3 * h = {3 * h}")
+        return 3 * h
+    return input_size
+
+
+class RecurrentEncoderMLP(BaseModel):
+    """The direct (recurrent=False) forecaster of NF's RNN, LSTM and GRU.
+
+    [y | hist exog | stat exog | futr exog] over the window [B, L, 1 + X + S + F] -> `hist_encoder`
+    (the subclass's ENCODER, batch-first) -> hidden states [B, L, H] -> the last h of them (or, when
+    h > L, `upsample_sequence`: a Linear over time L -> h) -> [.. | futr exog of the horizon]
+    [B, h, H + F] -> `mlp_decoder` (MLP, decoder_layers) -> [B, h, n_out].
+    """
+    EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
+    MULTIVARIATE = RECURRENT = False
+    DEFAULTS = RECURRENT_DEFAULTS
+    ENCODER: type = nn.RNN  # the subclass's torch-named recurrent layer
+
+    def __init__(self, h, input_size=-1, inference_input_size=None, h_train=1, encoder_n_layers=2,
+                 encoder_hidden_size=128, encoder_bias=True, encoder_dropout=0.0, context_size=None,
+                 decoder_hidden_size=128, decoder_layers=2, decoder_activation=None, recurrent=False,
+                 **kwargs):
+        name = type(self).__name__
+        if recurrent:
+            raise ValueError(f"{name}: recurrent=True (recursive one-step forecasts) is not supported yet; "
+                             "use recurrent=False, NeuralForecast's default (direct multi-step forecasts "
+                             "through the MLP decoder)")
+        if context_size is not None:
+            warnings.warn(f"{name}: context_size is deprecated (NeuralForecast) and has no effect")
+        input_size = resolve_input_size(name, h, input_size)
+        super().__init__(h=h, input_size=input_size, **kwargs)
+        # inference_input_size and h_train only matter to recurrent=True, as in NF
+        self.inference_input_size = input_size if inference_input_size is None else inference_input_size
+        self.h_train = h_train
+        self.encoder_n_layers, self.encoder_hidden_size = encoder_n_layers, encoder_hidden_size
+        self.encoder_bias, self.encoder_dropout = encoder_bias, encoder_dropout
+        self.decoder_hidden_size, self.decoder_layers = decoder_hidden_size, decoder_layers
+        self.decoder_activation = resolve_decoder_activation(
+            decoder_activation, "decoder_layers=1, since the decoder is then a single linear layer"
+            if decoder_layers == 1 else None)
+
+        input_encoder = 1 + self.hist_exog_size + self.stat_exog_size + self.futr_exog_size
+        self.hist_encoder = self.ENCODER(input_encoder, encoder_hidden_size, num_layers=encoder_n_layers,
+                                         bias=encoder_bias, dropout=encoder_dropout, batch_first=True)
+        self.mlp_decoder = MLP(in_features=encoder_hidden_size + self.futr_exog_size,
+                               out_features=self.loss.outputsize_multiplier, hidden_size=decoder_hidden_size,
+                               num_layers=decoder_layers, activation=self.decoder_activation, dropout=0.0)
+        if self.h > self.input_size:
+            self.upsample_sequence = nn.Linear(self.input_size, self.h)
+
+    def _has_sample_randomness(self) -> bool:
+        # the encoder's dropout between layers is no nn.Dropout module: declare it (no window dedupe)
+        return super()._has_sample_randomness() or (self.encoder_dropout > 0 and self.encoder_n_layers > 1)
+
+    def forward(self, windows_batch):
+        """insample_y [B, L, 1], hist_exog [B, L, X], futr_exog [B, L + h, F], stat_exog [B, S]
+        -> [B, h, n_out]."""
+        y = windows_batch["insample_y"]
+        b, L = y.shape[:2]
+        parts = [y]
+        if self.hist_exog_size:
+            parts.append(windows_batch["hist_exog"])
+        if self.stat_exog_size:
+            parts.append(windows_batch["stat_exog"].unsqueeze(1).expand(b, L, self.stat_exog_size))
+        if self.futr_exog_size:
+            futr_exog = windows_batch["futr_exog"]
+            parts.append(futr_exog[:, :L])
+        encoder_input = ndiv.cat(parts, axis=2) if len(parts) > 1 else y          # [B, L, 1 + X + S + F]
+        hidden, _ = self.hist_encoder(encoder_input)                              # [B, L, H]
+        if self.h > self.input_size:
+            hidden = self.upsample_sequence(hidden.swapaxes(1, 2)).swapaxes(1, 2)  # [B, h, H]
+        else:
+            hidden = hidden[:, -self.h:]                                          # [B, h, H]
+        if self.futr_exog_size:
+            hidden = ndiv.cat([hidden, futr_exog[:, -self.h:]], axis=2)          # [B, h, H + F]
+        return self.mlp_decoder(hidden)                                           # [B, h, n_out]
+
+
+class RNN(RecurrentEncoderMLP):
+    """RNN: multi-layer Elman RNN encoder (tanh) + MLP decoder.
+
+    Args: h (int) horizon; input_size (int) window length L (< 1: 3 * h); encoder_n_layers,
+        encoder_hidden_size, encoder_bias, encoder_dropout: the nn.RNN; encoder_activation
+        ('tanh' or 'relu'): no effect, tanh always, as NeuralForecast 3.3 builds it;
+        decoder_hidden_size, decoder_layers, decoder_activation: the MLP decoder;
+        recurrent (bool): only False (direct forecasts) is supported; inference_input_size,
+        h_train: used by recurrent=True only; context_size: deprecated, no effect;
+        **kwargs: the shared options (loss, max_steps, learning_rate, ...), see BaseModel.
+    Exogenous: futr, hist, stat.
+
+    >>> model = RNN(h=12, input_size=24, max_steps=100)
+    """
+    ENCODER = nn.RNN
+
+    def __init__(self, h, input_size=-1, inference_input_size=None, h_train=1, encoder_n_layers=2,
+                 encoder_hidden_size=128, encoder_activation="tanh", encoder_bias=True, encoder_dropout=0.0,
+                 context_size=None, decoder_hidden_size=128, decoder_layers=2, decoder_activation=None,
+                 recurrent=False, **kwargs):
+        if encoder_activation not in ("tanh", "relu"):
+            raise ValueError(f"RNN: encoder_activation must be 'tanh' or 'relu', got {encoder_activation!r}")
+        if encoder_activation != "tanh":
+            # NF 3.3 stores encoder_activation but builds nn.RNN without it; we keep its tanh so that
+            # its checkpoints give the same forecasts here, and say so
+            warnings.warn(f"RNN: encoder_activation={encoder_activation!r} has no effect, as in NeuralForecast "
+                          "(its RNN encoder always uses tanh)")
+        super().__init__(h, input_size, inference_input_size, h_train, encoder_n_layers, encoder_hidden_size,
+                         encoder_bias, encoder_dropout, context_size, decoder_hidden_size, decoder_layers,
+                         decoder_activation, recurrent, **kwargs)
+        self.encoder_activation = encoder_activation
