@@ -24,25 +24,32 @@ from ndiv.device import array_module, is_cuda_array
 
 
 class Linear(Function):
-    """x [..., in], w [out, in], b [out] or absent -> y [..., out]."""
+    """x [..., in], w [out, in], b [out] or absent -> y [..., out].
+
+    Inputs with more than 2 dims are multiplied as one [N, in] matrix: NumPy's batched matmul
+    with a shared 2-D weight would run one small GEMM per leading index instead.
+    """
 
     def forward(self, x, w, b=None):
         xp = array_module(x)
-        y = xp.matmul(x, w.T)
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = xp.matmul(x2, w.T)
         if b is not None:
             y += b
-        self.save_for_backward(x, w)
-        return y
+        self.save_for_backward(x2, w)
+        self.x_shape = x.shape
+        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
 
     def backward(self, gy):
-        x, w = self.saved
+        x2, w = self.saved
         need = self.needs_input_grad
-        gx = gy @ w if need[0] else None
+        g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
+        gx = (g2 @ w).reshape(self.x_shape) if need[0] else None
         gw = gb = None
         if need[1]:
-            gw = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+            gw = g2.T @ x2
         if len(need) > 2 and need[2]:
-            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+            gb = g2.sum(axis=0)
         return gx, gw, gb
 
 
