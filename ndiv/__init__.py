@@ -16,6 +16,7 @@ from ndiv.autograd.tensor import bool_, complex64, complex128, float16, float32,
 from ndiv.random import manual_seed  # noqa: F401
 from ndiv import fft  # noqa: F401
 from ndiv.serialization import load, save  # noqa: F401
+from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"
 
