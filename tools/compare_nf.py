@@ -96,7 +96,6 @@ def main():
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=2, help="threads for both libraries (1 on a shared machine)")
-    p.add_argument("--latency-input-size", type=int, default=L)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ndiv.set_num_threads(args.threads)
@@ -117,8 +116,8 @@ def main():
             maes["nd"].append(float(np.mean(np.abs(y - p_nd))))
             maes["nf"].append(float(np.mean(np.abs(y - p_nf))))
         n_params = sum(p.data.size for p in nd_model.parameters())
-        lat_nd = latency_nd(nd_model, args.latency_input_size) * 1e3
-        lat_nf = latency_nf(nf_model, args.latency_input_size) * 1e3
+        lat_nd = latency_nd(nd_model, L) * 1e3
+        lat_nf = latency_nf(nf_model, L) * 1e3
         f_nd, f_nf = statistics.median(fits["nd"]), statistics.median(fits["nf"])
         print(f"| {name} | {n_params} | {f_nd:.2f} | {f_nf:.2f} | {f_nf / f_nd:.1f} | "
               f"{np.mean(maes['nd']):.2f} ± {np.std(maes['nd']):.2f} | {np.mean(maes['nf']):.2f} ± {np.std(maes['nf']):.2f} | "
