@@ -1,0 +1,198 @@
+"""ndiv's training loop against NeuralForecast's, step by step, on identical batches.
+
+    python tools/nf_train_compare.py RNN --steps 20
+    python tools/nf_train_compare.py LSTM --steps 200 --seed 2 --every 20
+
+Builds NeuralForecast's model and ndiv's with the same hyperparameters (h=12, input_size=24 on
+AirPassengers without its last 12 months), copies NF's initial weights into ndiv, then runs the
+two training loops side by side: ndiv's sampler draws the windows of each step, and NF's own
+`training_step` (its _create_windows, _sample_windows, _normalization, _parse_windows, loss) is
+run on the same draw (torch.randint / randperm are patched to return ndiv's indices). Each step
+prints the largest relative difference of: the scaled inputs, the loss, every parameter's
+gradient (after backward) and every parameter after the optimizer step (torch.optim.Adam and
+StepLR from NF's configure_optimizers against ndiv's _make_optimizer). The first step that
+exceeds float32 noise names the culprit.
+
+Then (--predict) the forecasts of the two trained models through their own predict paths.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import warnings
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("PL_DISABLE_FORK", "1")
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+
+import numpy as np  # noqa: E402
+
+H, L = 12, 24
+
+
+def load_train():
+    import pandas as pd
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "shared", "data", "air_passengers", "air_passengers.csv")
+    if os.path.exists(path):
+        df = pd.read_csv(path, parse_dates=["ds"])
+    else:
+        from ndiv.datasets import load_air_passengers
+        df = pd.DataFrame(load_air_passengers())
+        df["ds"] = pd.to_datetime(df["ds"])
+    return df.iloc[:-H].reset_index(drop=True), df.iloc[-H:].reset_index(drop=True)
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
+
+
+class Pair:
+    """NF's and ndiv's model, same weights, same hyperparameters, and their optimizers."""
+
+    def __init__(self, name, seed=1, max_steps=200, dedupe=False, **extra):
+        import torch
+
+        import ndiv
+        import neuralforecast.models as M
+        from ndiv.models import MODELS
+        torch.set_num_threads(1)
+        self.name = name
+        kw = dict(h=H, input_size=L, max_steps=max_steps, random_seed=seed, **extra)
+        self.nf = getattr(M, name)(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                                   logger=False, **kw)
+        self.nd = MODELS[name](enable_progress_bar=False, dedupe_windows=dedupe, **kw)
+        self.nd.load_state_dict({k: v.detach().numpy() for k, v in self.nf.state_dict().items()
+                                 if not k.startswith(("loss.", "valid_loss."))}, strict=True)
+        self.nf.log = lambda *a, **k: None      # no trainer here
+        self.nf.train_trajectories = []
+        self.nf.train()
+        self.nd.train()
+        cfg = self.nf.configure_optimizers()
+        self.t_opt, self.t_sched = cfg["optimizer"], cfg["lr_scheduler"]["scheduler"]
+        self.n_opt, self.n_sched = self.nd._make_optimizer()
+        self.ndiv, self.torch = ndiv, torch
+
+    def setup_data(self, train_df):
+        from ndiv.data import TimeSeriesDataset, TrainWindowSampler
+        import pandas as pd
+        self.ds = TimeSeriesDataset.from_df({c: train_df[c].to_numpy() for c in ("unique_id", "ds", "y")}, freq="MS")
+        m = self.nd
+        m._rng = np.random.default_rng(m.random_seed)
+        self.sampler = TrainWindowSampler(
+            self.ds, input_size=m.input_size, h=m.h, batch_size=m.batch_size, windows_batch_size=m.windows_batch_size,
+            step_size=m.step_size, start_padding_enabled=m.start_padding_enabled, random_seed=m.random_seed)
+        b = self.ds.batch()
+        self.nf_batch = dict(temporal=self.torch.tensor(b["temporal"]), temporal_cols=pd.Index(list(b["temporal_cols"])),
+                             y_idx=b["y_idx"])
+
+    def step(self):
+        """One training step of both; returns a dict of the largest relative differences."""
+        torch, ndiv, m, nf = self.torch, self.ndiv, self.nd, self.nf
+        dedupe = m.dedupe_windows
+        batch = self.sampler.sample(scaler=m.scaler, dedupe=dedupe)
+        idx = batch["window_idx"] if not dedupe else np.repeat(batch["window_idx"], batch["counts"].astype(int))
+        # ndiv: the body of BaseModel.fit_dataset
+        from ndiv.models.base import _loc_scale
+        y_loc, y_scale = _loc_scale(m.scaler, m.device)
+        out = m.loss.domain_map(m(m._tensors(batch)))
+        loss = m._loss(m.loss, out, batch, y_loc, y_scale, original=False)
+        self.n_opt.zero_grad()
+        loss.backward()
+        n_grads = {k: p.grad.copy() for k, p in m.named_parameters()}
+        # NF: its training_step on the same draw
+        seen = {}
+        orig_randint, orig_randperm = torch.randint, torch.randperm
+        full_idx = torch.as_tensor(np.asarray(idx, np.int64))
+        torch.randint = lambda *a, **k: full_idx
+        torch.randperm = lambda n, **k: torch.cat([full_idx, torch.as_tensor(np.setdiff1d(np.arange(n), idx))])
+        orig_fwd = type(nf).forward
+
+        def spy(self_, wb):
+            seen.update({k: v.detach().numpy().copy() for k, v in wb.items() if v is not None})
+            return orig_fwd(self_, wb)
+        type(nf).forward = spy
+        try:
+            self.t_opt.zero_grad()
+            t_loss = nf.training_step(self.nf_batch, 0)
+        finally:
+            torch.randint, torch.randperm = orig_randint, orig_randperm
+            type(nf).forward = orig_fwd
+        t_loss.backward()
+        t_grads = {k: p.grad.detach().numpy().copy() for k, p in nf.named_parameters()}
+        d = {}
+        if not dedupe:
+            d["insample_y"] = rel(batch["insample_y"], seen["insample_y"])
+        d["loss_nd"], d["loss_nf"] = loss.item(), t_loss.item()
+        d["loss"] = abs(d["loss_nd"] - d["loss_nf"]) / abs(d["loss_nf"])
+        d["grad"] = {k: rel(n_grads[k], t_grads[k]) for k in t_grads}
+        self.n_opt.step()
+        self.n_sched.step()
+        self.t_opt.step()
+        self.t_sched.step()
+        n_params = dict(m.named_parameters())
+        d["param"] = {k: rel(n_params[k].data, p.detach().numpy()) for k, p in nf.named_parameters()}
+        d["lr"] = (self.n_opt.param_groups[0]["lr"], self.t_opt.param_groups[0]["lr"])
+        return d
+
+    def sync(self):
+        """Copy NF's current weights into ndiv (to compare one step at a time without drift)."""
+        sd = {k: v.detach().numpy() for k, v in self.nf.state_dict().items() if not k.startswith(("loss.", "valid_loss."))}
+        for k, p in self.nd.named_parameters():
+            p.data[...] = sd[k]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--every", type=int, default=1, help="print every k-th step")
+    p.add_argument("--dedupe", action="store_true")
+    p.add_argument("--sync", action="store_true", help="copy NF's weights into ndiv after each step")
+    p.add_argument("--predict", action="store_true", help="compare the forecasts of the trained models")
+    args = p.parse_args()
+    train, test = load_train()
+    pair = Pair(args.model, seed=args.seed, max_steps=args.steps, dedupe=args.dedupe)
+    pair.setup_data(train)
+    print(f"{'step':>5} {'loss nd':>10} {'loss nf':>10} {'d loss':>9} {'d input':>9} {'max d grad':>11} "
+          f"{'max d param':>11}  worst grad")
+    for s in range(1, args.steps + 1):
+        d = pair.step()
+        if args.sync:
+            pair.sync()
+        if s % args.every == 0 or s == 1:
+            wg = max(d["grad"], key=d["grad"].get)
+            print(f"{s:5d} {d['loss_nd']:10.6f} {d['loss_nf']:10.6f} {d['loss']:9.2e} {d.get('insample_y', 0):9.2e} "
+                  f"{d['grad'][wg]:11.2e} {max(d['param'].values()):11.2e}  {wg}", flush=True)
+    if args.predict:
+        predict_compare(pair, train, test)
+
+
+def predict_compare(pair, train, test):
+    """Same trained weights -> same forecast through both libraries' predict paths?"""
+    import ndiv
+    pair.sync()
+    from neuralforecast import NeuralForecast
+    nd_fc = ndiv.Forecaster(models=[pair.nd], freq="MS")
+    nd_fc._dataset = nd_fc._dataset_from(train, None, "unique_id", "ds", "y")
+    nd_fc._raw_dataset, nd_fc._fitted, nd_fc._like, nd_fc._static_df = nd_fc._dataset, True, train, None
+    p_nd = nd_fc.predict()[pair.name].to_numpy()
+    # NF has no "fitted from outside" switch: fit (which trains on), then restore the trained weights
+    trained = {k: v.detach().clone() for k, v in pair.nf.state_dict().items()}
+    nf = NeuralForecast(models=[pair.nf], freq="MS")
+    nf.fit(train)
+    nf.models[0].load_state_dict(trained)     # fit trains a copy of the model it was given
+    p_nf = nf.predict()[pair.name].to_numpy()
+    y = test["y"].to_numpy()
+    print(f"predict: max |nd - nf| = {np.max(np.abs(p_nd - p_nf)):.3e}; MAE nd {np.mean(np.abs(y - p_nd)):.3f} "
+          f"nf {np.mean(np.abs(y - p_nf)):.3f}")
+
+
+if __name__ == "__main__":
+    main()
