@@ -634,6 +634,11 @@ def _softmax_rows_safe(scores: Tensor) -> Tensor:
     return e / (s + dead.astype(data.dtype))
 
 
+# Below this many scores per (batch, head) the score matrix is small and the composed ops win
+# (measured, B32 H4 L42: flash 6.5 ms vs composed 3.9 ms fwd+bwd; L512: flash 10x faster).
+FLASH_MIN_SCORES = 64 * 64
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Tensor:
     """softmax(q k^T * scale + mask) v. q [..., L, E], k [..., S, E], v [..., S, Ev] -> [..., L, Ev].
@@ -645,6 +650,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
     if (_fused_ok(query, key, value) and dropout_p == 0.0 and query.ndim == 4 and key.shape == value.shape
             and key.shape[:2] == query.shape[:2] and key.shape[3] == query.shape[3]
+            and query.shape[2] * key.shape[2] > FLASH_MIN_SCORES
             and not (isinstance(attn_mask, Tensor) and attn_mask.requires_grad)):
         return _fused().flash_attention(query, key, value, attn_mask, is_causal, scale)
     return _sdpa_composed(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
