@@ -24,7 +24,9 @@ if [ "$#" -gt 0 ]; then
     SELECT=("$@")
 else
     SELECT=(
-        -b '^(ops|memory_pool|import_time|models)\.'
+        -b '^(ops|memory_pool|import_time)\.'
+        -b "^models\.\w+\.\w+\('MLP', "
+        -b "^models\.\w+\.\w+\('\w+', 'ndiv'\)"
         -b "^kernels\.(LSTM|GRU)\.time_fwd_bwd\('ndiv', 1, 24, 1\)"
         -b "^kernels\.Conv1d\.time_fwd_bwd\('ndiv', 96, 1\)"
         -b "^kernels\.Attention\.time_fwd_bwd\('ndiv', 42, 16, (False|True)\)"

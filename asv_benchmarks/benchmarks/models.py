@@ -1,7 +1,7 @@
 """Model benchmarks: training speed, predict latency and peak memory per model.
 
-One row of CASES per model; each model issue adds its row (same hyperparameters on both
-sides), and the four benchmarks below then run for it with no other change:
+One row of CASES per model (same hyperparameters on both sides, each model's NeuralForecast
+defaults otherwise), and the benchmarks below then run for it with no other change:
 
     CASES["NHITS"] = _case("NHITS", h=H, input_size=24)
 
@@ -13,6 +13,8 @@ when the model is missing on that side, or, for 'torch', when neuralforecast is 
                         a rate, so that higher is better in asv's plots)
     time_predict        predict() of a fitted model for one series (the serving latency)
     peakmem_fit         the process's peak RSS after the fit
+    time_forward_batch1 one forward pass in eval mode of a model built with input_size=500, on
+                        one window (the model's own latency, without the data pipeline)
 
 backend: 'ndiv' runs ndiv.Forecaster; 'torch' runs NeuralForecast (skipped when neuralforecast
 is not installed), with the same hyperparameters and data, so ratio_table.py compares them.
@@ -45,9 +47,9 @@ def _case(name: str, **hparams):
 
 
 # model name -> {"ndiv": factory, "torch": factory}; each factory returns an unfitted model
-CASES: dict[str, dict] = {
-    "MLP": _case("MLP", h=H, input_size=24),
-}
+MODEL_NAMES = ["MLP", "DLinear", "NLinear", "NBEATS", "NHITS", "RNN", "LSTM", "GRU", "TCN", "PatchTST"]
+CASES: dict[str, dict] = {name: _case(name, h=H, input_size=24) for name in MODEL_NAMES}
+LATENCY_INPUT_SIZE = 500
 
 
 def _frameworks(backend: str):
@@ -118,3 +120,39 @@ class ModelPredict(_ModelCase):
 
     def time_predict(self, model, backend):
         self.fitted.predict()
+
+
+class ModelLatency:
+    """Batch-1 forward latency at input_size=500 (eval mode, no graph), ndiv against torch."""
+    param_names = ["model", "backend"]
+    params = (MODEL_NAMES, BACKENDS)
+    timeout = 300
+    number = 20
+    repeat = (3, 10, 20.0)
+
+    def setup(self, model, backend):
+        _, models = _frameworks(backend)
+        if not hasattr(models, model):
+            raise NotImplementedError(f"{backend} has no model {model!r}")
+        extra = NF_QUIET if backend == "torch" else {}
+        net = getattr(models, model)(h=H, input_size=LATENCY_INPUT_SIZE, max_steps=1, **extra)
+        net.eval()
+        if backend == "torch":
+            import torch
+            lib, guard = torch, torch.no_grad
+        else:
+            import ndiv
+            lib, guard = ndiv, ndiv.no_grad
+        x = lib.randn(1, LATENCY_INPUT_SIZE, 1)
+        batch = dict(insample_y=x, insample_mask=lib.ones(1, LATENCY_INPUT_SIZE, 1), futr_exog=None,
+                     hist_exog=None, stat_exog=None)
+
+        def forward():
+            with guard():
+                return net(batch)
+
+        self.forward = forward
+        self.forward()  # the first call (kernel compiles, lazy imports) outside the timing
+
+    def time_forward_batch1(self, model, backend):
+        self.forward()

@@ -157,3 +157,21 @@ def test_attention_fully_masked_row_gives_zero_not_nan():
     assert np.all(out[0, 0, 1] == 0) and lse[0, 0, 1] == -np.inf
     grads = cpu.flash_attn_bwd(np.ones_like(out), q, k, v, bias, 1.0, False, out, lse)
     assert all(np.isfinite(g).all() for g in grads)
+
+
+ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "gelu")]
+
+
+@pytest.mark.parametrize("case", ROW_CASES)
+def test_parallel_twin_matches_reference(case, monkeypatch):
+    """Small inputs run the serial twin of a row kernel; with the threshold at 0 the same cases
+    run the parallel kernel (prange over chunks), which must agree too."""
+    import ndiv.kernels.cpu.norm as norm
+    monkeypatch.setattr(norm, "PARALLEL_MIN_SIZE", 0)
+    calls = []
+    for name in ("_softmax_fwd", "_softmax_bwd", "_layer_norm_fwd", "_layer_norm_bwd", "_gelu"):
+        twins = getattr(norm, name)
+        monkeypatch.setattr(twins, "parallel", (lambda k: lambda *a: calls.append(a[-1]) or k(*a))(twins.parallel))
+    test_cpu_matches_reference(case, "float64")
+    if "N0" not in case and "empty" not in case:
+        assert calls, "the parallel kernel did not run"

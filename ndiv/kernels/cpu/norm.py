@@ -10,12 +10,18 @@ import math
 import numba
 import numpy as np
 
-from ndiv.kernels.config import njit
+from ndiv.kernels.config import PARALLEL_MIN_SIZE, njit
 from ndiv.kernels.cpu._math import fast_exp, fast_tanh
 
 
-def _chunks(n):
-    # the cached kernel must not ask numba for its thread count itself
+def _chunks(n, size):
+    """Chunks (threads) for n rows of `size` elements in all. Small inputs take one chunk, which
+    runs the kernel's serial twin: a parallel launch costs more than the work there, and far more
+    while BLAS threads still spin on the cores after a matmul (measured: PatchTST's batch-1
+    forward 51 ms with parallel GELU/softmax on 8K-element inputs, see kernels/config.py).
+    The cached kernel must not ask numba for its thread count itself, hence the argument."""
+    if size < PARALLEL_MIN_SIZE:
+        return 1
     return max(1, min(n, numba.get_num_threads()))
 
 
@@ -23,7 +29,7 @@ def softmax_fwd(x):
     """x [N, D] -> y [N, D]."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _softmax_fwd(x, y, False, _chunks(x.shape[0]))
+    _softmax_fwd(x, y, False, _chunks(x.shape[0], x.size))
     return y
 
 
@@ -31,7 +37,7 @@ def log_softmax_fwd(x):
     """x [N, D] -> y [N, D] = x - logsumexp(x)."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _softmax_fwd(x, y, True, _chunks(x.shape[0]))
+    _softmax_fwd(x, y, True, _chunks(x.shape[0], x.size))
     return y
 
 
@@ -62,7 +68,7 @@ def softmax_bwd(gy, y):
     """gy, y [N, D] -> gx [N, D]."""
     gy, y = np.ascontiguousarray(gy, dtype=y.dtype), np.ascontiguousarray(y)
     gx = np.empty_like(y)
-    _softmax_bwd(gy, y, gx, False, _chunks(y.shape[0]))
+    _softmax_bwd(gy, y, gx, False, _chunks(y.shape[0], y.size))
     return gx
 
 
@@ -70,7 +76,7 @@ def log_softmax_bwd(gy, y):
     """gy, y [N, D] -> gx [N, D]."""
     gy, y = np.ascontiguousarray(gy, dtype=y.dtype), np.ascontiguousarray(y)
     gx = np.empty_like(y)
-    _softmax_bwd(gy, y, gx, True, _chunks(y.shape[0]))
+    _softmax_bwd(gy, y, gx, True, _chunks(y.shape[0], y.size))
     return gx
 
 
@@ -99,7 +105,7 @@ def layer_norm_fwd(x, weight, bias, eps):
     y = np.empty_like(x)
     mean, rstd = np.empty(n, x.dtype), np.empty(n, x.dtype)
     _layer_norm_fwd(x, np.ascontiguousarray(weight, dtype=x.dtype), np.ascontiguousarray(bias, dtype=x.dtype),
-                    float(eps), y, mean, rstd, _chunks(n))
+                    float(eps), y, mean, rstd, _chunks(n, x.size))
     return y, mean, rstd
 
 
@@ -125,7 +131,7 @@ def layer_norm_bwd(gy, x, weight, mean, rstd):
     """gy, x [N, D]; weight [D]; mean, rstd [N] -> gx [N, D], gweight [D], gbias [D]."""
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
-    n_chunks = _chunks(x.shape[0])
+    n_chunks = _chunks(x.shape[0], x.size)
     return _layer_norm_bwd(gy, x, np.ascontiguousarray(weight, dtype=x.dtype), mean, rstd, n_chunks)
 
 
@@ -156,7 +162,7 @@ def gelu_fwd(x, approximate):
     """x any shape; approximate False (erf) or True (tanh form) -> y, same shape."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _gelu(x.reshape(-1), x.reshape(-1), y.reshape(-1), bool(approximate), False, _chunks(x.size))
+    _gelu(x.reshape(-1), x.reshape(-1), y.reshape(-1), bool(approximate), False, _chunks(x.size, x.size))
     return y
 
 
@@ -165,7 +171,7 @@ def gelu_bwd(gy, x, approximate):
     x = np.ascontiguousarray(x)
     gy = np.ascontiguousarray(gy, dtype=x.dtype)
     gx = np.empty_like(x)
-    _gelu(gy.reshape(-1), x.reshape(-1), gx.reshape(-1), bool(approximate), True, _chunks(x.size))
+    _gelu(gy.reshape(-1), x.reshape(-1), gx.reshape(-1), bool(approximate), True, _chunks(x.size, x.size))
     return gx
 
 
