@@ -7,7 +7,7 @@ import warnings
 import ndiv
 from ndiv import nn
 from ndiv.models.base import BaseModel
-from ndiv.models.common._modules import MLP, resolve_decoder_activation
+from ndiv.models.common._modules import MLP, encoder_input as _encoder_input, resolve_decoder_activation
 
 # NeuralForecast's defaults shared by RNN, LSTM, GRU and TCN where its models disagree
 RECURRENT_DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=128,
@@ -74,24 +74,15 @@ class RecurrentEncoderMLP(BaseModel):
     def forward(self, windows_batch):
         """insample_y [B, L, 1], hist_exog [B, L, X], futr_exog [B, L + h, F], stat_exog [B, S]
         -> [B, h, n_out]."""
-        y = windows_batch["insample_y"]
-        b, L = y.shape[:2]
-        parts = [y]
-        if self.hist_exog_size:
-            parts.append(windows_batch["hist_exog"])
-        if self.stat_exog_size:
-            parts.append(windows_batch["stat_exog"].unsqueeze(1).expand(b, L, self.stat_exog_size))
-        if self.futr_exog_size:
-            futr_exog = windows_batch["futr_exog"]
-            parts.append(futr_exog[:, :L])
-        encoder_input = ndiv.cat(parts, axis=2) if len(parts) > 1 else y          # [B, L, 1 + X + S + F]
+        encoder_input = _encoder_input(windows_batch, self.hist_exog_size, self.stat_exog_size,
+                                       self.futr_exog_size)          # [B, L, 1 + X + S + F]
         hidden, _ = self.hist_encoder(encoder_input)                              # [B, L, H]
         if self.h > self.input_size:
             hidden = self.upsample_sequence(hidden.swapaxes(1, 2)).swapaxes(1, 2)  # [B, h, H]
         else:
             hidden = hidden[:, -self.h:]                                          # [B, h, H]
         if self.futr_exog_size:
-            hidden = ndiv.cat([hidden, futr_exog[:, -self.h:]], axis=2)          # [B, h, H + F]
+            hidden = ndiv.cat([hidden, windows_batch["futr_exog"][:, -self.h:]], axis=2)          # [B, h, H + F]
         return self.mlp_decoder(hidden)                                           # [B, h, n_out]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ndiv
 from ndiv import nn
 from ndiv.models.base import BaseModel
-from ndiv.models.common._modules import MLP, TemporalConvolutionEncoder, resolve_decoder_activation
+from ndiv.models.common._modules import MLP, encoder_input as _encoder_input, TemporalConvolutionEncoder, resolve_decoder_activation
 from ndiv.models.rnn import RECURRENT_DEFAULTS, resolve_input_size
 
 
@@ -60,19 +60,10 @@ class TCN(BaseModel):
     def forward(self, windows_batch):
         """insample_y [B, L, 1], hist_exog [B, L, X], futr_exog [B, L + h, F], stat_exog [B, S]
         -> [B, h, n_out]."""
-        y = windows_batch["insample_y"]
-        b, L = y.shape[:2]
-        parts = [y]
-        if self.hist_exog_size:
-            parts.append(windows_batch["hist_exog"])
-        if self.stat_exog_size:
-            parts.append(windows_batch["stat_exog"].unsqueeze(1).expand(b, L, self.stat_exog_size))
-        if self.futr_exog_size:
-            futr_exog = windows_batch["futr_exog"]
-            parts.append(futr_exog[:, :L])
-        encoder_input = ndiv.cat(parts, axis=2) if len(parts) > 1 else y          # [B, L, C_in]
+        encoder_input = _encoder_input(windows_batch, self.hist_exog_size, self.stat_exog_size,
+                                       self.futr_exog_size)          # [B, L, C_in]
         hidden = self.hist_encoder(encoder_input)                                 # [B, L, C]
         context = self.context_adapter(hidden.swapaxes(1, 2))                    # [B, C, h]
         if self.futr_exog_size:
-            context = ndiv.cat([context, futr_exog[:, L:].swapaxes(1, 2)], axis=1)  # [B, C + F, h]
+            context = ndiv.cat([context, windows_batch["futr_exog"][:, -self.h:].swapaxes(1, 2)], axis=1)  # [B, C + F, h]
         return self.mlp_decoder(context.swapaxes(1, 2))                           # [B, h, n_out]

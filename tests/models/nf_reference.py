@@ -104,3 +104,36 @@ def air_passengers():
 def seasonal_naive_mae(train, test, season=12):
     y = train["y"]
     return float(np.mean(np.abs(test["y"] - np.resize(y[-season:], len(test["y"])))))
+
+
+# -- helpers shared by the model test modules -----------------------------------------------------
+def as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
+    """A numpy windows_batch as ndiv Tensors (the mask never requires grad)."""
+    import ndiv
+    return {k: None if v is None else ndiv.tensor(v.astype(dtype or v.dtype),
+                                                  requires_grad=requires_grad and k != "insample_mask")
+            for k, v in batch.items()}
+
+
+def nf_loss(loss):
+    """The NeuralForecast twin of an ndiv loss (MQLoss and MAE are enough for the parity tests)."""
+    import neuralforecast.losses.pytorch as nf_losses
+
+    from ndiv.losses import MQLoss
+    if isinstance(loss, MQLoss):
+        return nf_losses.MQLoss(quantiles=[float(q) for q in loss.quantiles])
+    return nf_losses.MAE()
+
+
+def overfit_losses(model, batch: dict, y, steps: int, lr: float) -> list:
+    """Adam on one fixed batch for `steps` steps: the loss after each step."""
+    import ndiv
+    opt = ndiv.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = model.loss(y=y, y_hat=model(batch))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

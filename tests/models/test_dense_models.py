@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ndiv
-from ndiv.losses import MAE, MSE, MQLoss
+from ndiv.losses import MSE, MQLoss
 from ndiv.models import NBEATS, NHITS, DLinear, NLinear
 
 from . import nf_reference as nf_ref
@@ -34,10 +34,6 @@ TINY = [
 TINY_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(TINY)]
 
 
-def _as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
-    return {k: None if v is None else ndiv.tensor(v.astype(dtype or v.dtype), requires_grad=requires_grad and k != "insample_mask")
-            for k, v in batch.items()}
-
 
 # -- gradients, overfitting, AirPassengers -----------------------------------------------------------
 
@@ -45,7 +41,7 @@ def _as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
 def test_gradcheck_loss_float64(name, kw, exog):
     model = MODELS[name](**kw).double()
     rng = np.random.default_rng(0)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64, requires_grad=True)
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64, requires_grad=True)
     y = ndiv.tensor(rng.standard_normal((2, kw["h"], 1)))
     inputs = [t for t in batch.values() if t is not None and t.requires_grad] + list(model.parameters())
     inputs = [t for t in inputs if t.requires_grad]
@@ -66,16 +62,9 @@ def test_one_batch_overfits(name, kw, exog):
         wide["n_freq_downsample"] = [1] * len(kw["n_freq_downsample"])
     model = MODELS[name](**{**kw, **wide}, loss=MSE())
     rng = np.random.default_rng(1)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 8, kw["input_size"], kw["h"], **exog))
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 8, kw["input_size"], kw["h"], **exog))
     y = ndiv.tensor(rng.standard_normal((8, kw["h"], 1)).astype(np.float32))
-    opt = ndiv.optim.Adam(model.parameters(), lr=3e-2)
-    losses = []
-    for _ in range(300):
-        loss = model.loss(y=y, y_hat=model(batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = nf_ref.overfit_losses(model, batch, y, steps=300, lr=3e-2)
     assert np.isfinite(losses).all()
     assert losses[-1] < 1e-2 * losses[0], (losses[0], losses[-1])
 
@@ -154,7 +143,7 @@ def test_dropout_trains_stochastically_and_turns_off_window_dedupe():
     for model in (NHITS(h=4, input_size=8, mlp_units=[[8, 8]], dropout_prob_theta=0.5),
                   NBEATS(h=4, input_size=8, mlp_units=[[8, 8]], dropout_prob_theta=0.5)):
         assert model._has_sample_randomness()
-        batch = _as_tensors(nf_ref.windows_batch(np.random.default_rng(4), 2, 8, 4))
+        batch = nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(4), 2, 8, 4))
         model.train()
         assert not np.allclose(model(batch).numpy(), model(batch).numpy())
         model.eval()
@@ -164,7 +153,7 @@ def test_dropout_trains_stochastically_and_turns_off_window_dedupe():
 def test_mqloss_outputs():
     for cls in MODELS.values():
         model = cls(h=4, input_size=8, loss=MQLoss(level=[80]), **({"mlp_units": [[4, 4]]} if cls in (NBEATS, NHITS) else {}))
-        out = model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4)))
+        out = model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4)))
         assert out.shape == (2, 4, 3)
 
 
@@ -217,18 +206,11 @@ NF_CASES = [
 ]
 
 
-def _nf_loss(loss):
-    """The NeuralForecast twin of an ndiv loss (MQLoss and MAE are enough here)."""
-    import neuralforecast.losses.pytorch as nf_losses
-    if isinstance(loss, MQLoss):
-        return nf_losses.MQLoss(quantiles=[float(q) for q in loss.quantiles])
-    return nf_losses.MAE()
-
 
 @pytest.mark.parametrize("name,kw,exog", NF_CASES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(NF_CASES)])
 def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
     nf_ref.nf_models()
-    nf_kw = {**kw, "loss": _nf_loss(kw["loss"])} if "loss" in kw else kw
+    nf_kw = {**kw, "loss": nf_ref.nf_loss(kw["loss"])} if "loss" in kw else kw
     nf_model = nf_ref.build(name, **nf_kw)
     nd_model = MODELS[name](**kw)
     nf_ref.assert_same_state_dict_layout(nf_model, nd_model)

@@ -63,14 +63,7 @@ def test_one_batch_overfits():
     rng = np.random.default_rng(1)
     batch = _batch(rng, 8, TINY)
     y = ndiv.tensor((rng.standard_normal((8, TINY["h"], 1)) + 10).astype(np.float32))
-    opt = ndiv.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(100):
-        loss = model.loss(y=y, y_hat=model(batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = nf_ref.overfit_losses(model, batch, y, steps=100, lr=1e-2)
     assert np.isfinite(losses).all()
     assert losses[-1] < 1e-2 * losses[0], (losses[0], losses[-1])
 

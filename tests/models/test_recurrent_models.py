@@ -35,11 +35,6 @@ TINY = [
 TINY_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(TINY)]
 
 
-def _as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
-    return {k: None if v is None else ndiv.tensor(v.astype(dtype or v.dtype),
-                                                  requires_grad=requires_grad and k != "insample_mask")
-            for k, v in batch.items()}
-
 
 # -- gradients, overfitting, AirPassengers -----------------------------------------------------------
 
@@ -47,7 +42,7 @@ def _as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
 def test_gradcheck_loss_float64(name, kw, exog):
     model = MODELS[name](**kw).double()
     rng = np.random.default_rng(0)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64,
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64,
                         requires_grad=True)
     y = ndiv.tensor(rng.standard_normal((2, kw["h"], 1)))
     inputs = [t for t in batch.values() if t is not None and t.requires_grad] + list(model.parameters())
@@ -64,16 +59,9 @@ def test_one_batch_overfits(name):
     """8 fixed windows, random targets: the MSE falls by orders of magnitude in 300 Adam steps."""
     model = MODELS[name](h=4, input_size=8, encoder_hidden_size=16, decoder_hidden_size=32, loss=MSE())
     rng = np.random.default_rng(1)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 8, 8, 4))
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 8, 8, 4))
     y = ndiv.tensor(rng.standard_normal((8, 4, 1)).astype(np.float32))
-    opt = ndiv.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(300):
-        loss = model.loss(y=y, y_hat=model(batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = nf_ref.overfit_losses(model, batch, y, steps=300, lr=1e-2)
     assert np.isfinite(losses).all()
     assert losses[-1] < 1e-2 * losses[0], (losses[0], losses[-1])
 
@@ -108,7 +96,7 @@ def test_fused_sequence_kernel_runs(name, fn, monkeypatch):
     real = getattr(fused, fn)
     monkeypatch.setattr(fused, fn, lambda *a, **k: calls.append(1) or real(*a, **k))
     model = MODELS[name](h=3, input_size=6, **SMALL)
-    out = model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(2), 2, 6, 3)))
+    out = model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(2), 2, 6, 3)))
     out.sum().backward()
     assert len(calls) == SMALL["encoder_n_layers"]       # one fused call per layer, forward and BPTT
     assert all(p.grad is not None for p in model.parameters())
@@ -117,7 +105,7 @@ def test_fused_sequence_kernel_runs(name, fn, monkeypatch):
 def test_h_longer_than_input_size_upsamples_the_hidden_states():
     model = LSTM(h=10, input_size=4, **SMALL)
     assert model.upsample_sequence.weight.shape == (10, 4)
-    out = model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(3), 2, 4, 10)))
+    out = model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(3), 2, 4, 10)))
     assert out.shape == (2, 10, 1)
     assert not hasattr(LSTM(h=4, input_size=10, **SMALL), "upsample_sequence")
 
@@ -132,7 +120,7 @@ def test_encoder_dropout_trains_stochastically_and_turns_off_window_dedupe():
     model = LSTM(h=3, input_size=6, encoder_dropout=0.5, **SMALL)
     assert model._has_sample_randomness()
     assert not LSTM(h=3, input_size=6, **SMALL)._has_sample_randomness()
-    batch = _as_tensors(nf_ref.windows_batch(np.random.default_rng(4), 2, 6, 3))
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(4), 2, 6, 3))
     model.train()
     assert not np.allclose(model(batch).numpy(), model(batch).numpy())
     model.eval()
@@ -153,7 +141,7 @@ def test_save_and_load_give_the_same_forecast(name, tmp_path):
 def test_mqloss_outputs():
     for cls in MODELS.values():
         model = cls(h=4, input_size=8, loss=MQLoss(level=[80]), **SMALL)
-        out = model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4)))
+        out = model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4)))
         assert out.shape == (2, 4, 3)
 
 
@@ -203,17 +191,11 @@ NF_CASES = [
 ]
 
 
-def _nf_loss(loss):
-    import neuralforecast.losses.pytorch as nf_losses
-    if isinstance(loss, MQLoss):
-        return nf_losses.MQLoss(quantiles=[float(q) for q in loss.quantiles])
-    return nf_losses.MAE()
-
 
 @pytest.mark.parametrize("name,kw,exog", NF_CASES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(NF_CASES)])
 def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
     nf_ref.nf_models()
-    nf_kw = {**kw, "loss": _nf_loss(kw["loss"])} if "loss" in kw else kw
+    nf_kw = {**kw, "loss": nf_ref.nf_loss(kw["loss"])} if "loss" in kw else kw
     nf_model = nf_ref.build(name, **nf_kw)
     nd_model = MODELS[name](**kw)
     nf_ref.assert_same_state_dict_layout(nf_model, nd_model)

@@ -28,17 +28,12 @@ TINY = [
 ]
 
 
-def _as_tensors(batch: dict, dtype=None, requires_grad=False) -> dict:
-    return {k: None if v is None else ndiv.tensor(v.astype(dtype or v.dtype),
-                                                  requires_grad=requires_grad and k != "insample_mask")
-            for k, v in batch.items()}
-
 
 @pytest.mark.parametrize("kw,exog", TINY, ids=range(len(TINY)))
 def test_gradcheck_loss_float64(kw, exog):
     model = TCN(**kw).double()
     rng = np.random.default_rng(0)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64,
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 2, kw["input_size"], kw["h"], **exog), np.float64,
                         requires_grad=True)
     y = ndiv.tensor(rng.standard_normal((2, kw["h"], 1)))
     inputs = [t for t in batch.values() if t is not None and t.requires_grad] + list(model.parameters())
@@ -53,16 +48,9 @@ def test_one_batch_overfits():
     model = TCN(h=4, input_size=8, kernel_size=2, dilations=[1, 2], encoder_hidden_size=16, decoder_hidden_size=32,
                 loss=MSE())
     rng = np.random.default_rng(1)
-    batch = _as_tensors(nf_ref.windows_batch(rng, 8, 8, 4))
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 8, 8, 4))
     y = ndiv.tensor(rng.standard_normal((8, 4, 1)).astype(np.float32))
-    opt = ndiv.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(300):
-        loss = model.loss(y=y, y_hat=model(batch))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = nf_ref.overfit_losses(model, batch, y, steps=300, lr=1e-2)
     assert np.isfinite(losses).all()
     assert losses[-1] < 1e-2 * losses[0], (losses[0], losses[-1])
 
@@ -106,7 +94,7 @@ def test_fused_conv1d_kernel_runs(monkeypatch):
     real = fused.Conv1dDilated.apply
     monkeypatch.setattr(fused.Conv1dDilated, "apply", lambda *a, **k: calls.append(k["dilation"]) or real(*a, **k))
     model = TCN(h=3, input_size=6, **SMALL)
-    model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(3), 2, 6, 3))).sum().backward()
+    model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(3), 2, 6, 3))).sum().backward()
     assert calls == SMALL["dilations"]
     assert all(p.grad is not None for p in model.parameters())
 
@@ -120,7 +108,7 @@ def test_conv_is_one_parameter_under_two_names():
 
 def test_mqloss_outputs():
     model = TCN(h=4, input_size=8, loss=MQLoss(level=[80]), **SMALL)
-    assert model(_as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4))).shape == (2, 4, 3)
+    assert model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4))).shape == (2, 4, 3)
 
 
 @pytest.mark.parametrize("make,match", [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import ndiv
 from ndiv import nn
 from ndiv.autograd.ops import fused
 
@@ -33,6 +34,22 @@ def resolve_decoder_activation(activation: str | None, ignored_because: str | No
     if ignored_because is not None:
         warnings.warn(f"decoder_activation is ignored when {ignored_because}.")
     return activation
+
+
+def encoder_input(windows_batch: dict, hist_exog_size: int, stat_exog_size: int, futr_exog_size: int):
+    """The per-step encoder input of NF's RNN-family and TCN models: insample_y [B, L, 1] with
+    hist_exog [B, L, X], stat_exog [B, S] repeated over time and futr_exog's first L steps,
+    concatenated -> [B, L, 1 + X + S + F]."""
+    y = windows_batch["insample_y"]
+    b, L = y.shape[:2]
+    parts = [y]
+    if hist_exog_size:
+        parts.append(windows_batch["hist_exog"])
+    if stat_exog_size:
+        parts.append(windows_batch["stat_exog"].unsqueeze(1).expand(b, L, stat_exog_size))
+    if futr_exog_size:
+        parts.append(windows_batch["futr_exog"][:, :L])
+    return ndiv.cat(parts, axis=2) if len(parts) > 1 else y
 
 
 class MLP(nn.Module):
