@@ -106,7 +106,7 @@ def _getitem(self, index):
 
 def _setitem(self, index, value):
     if self.requires_grad or self._ctx is not None:
-        raise RuntimeError("in-place assignment into a tensor that is part of a graph is not supported; build a new tensor (e.g. ndiv.where)")
+        raise RuntimeError("in-place assignment into a tensor that is part of a graph is not supported; build a new tensor with ndiv.index_put(x, indices, values) or ndiv.where")
     index, _ = _index(index)
     self.data[index] = value.data if isinstance(value, Tensor) else value
 
