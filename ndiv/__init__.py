@@ -13,7 +13,10 @@ from ndiv.autograd.methods import (  # noqa: F401
     sqrt, stack, tanh, tensor, topk, where, zeros, zeros_like,
 )
 from ndiv.autograd.tensor import bool_, complex64, complex128, float16, float32, float64, int32, int64  # noqa: F401
-from ndiv.random import manual_seed  # noqa: F401
+from ndiv.autograd.methods import (  # noqa: F401
+    argsort, diag, diff, index_put, median, nan_to_num, scatter, scatter_add, sort, tril, triu,
+)
+from ndiv.random import manual_seed, multinomial, randint  # noqa: F401
 from ndiv import fft  # noqa: F401
 from ndiv.serialization import load, save  # noqa: F401
 from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401

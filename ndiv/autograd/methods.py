@@ -13,6 +13,7 @@ from ndiv.autograd.ops import linalg as LA
 from ndiv.autograd.ops import reduce as R
 from ndiv.autograd.ops import shape as S
 from ndiv.autograd.tensor import DEFAULT_DTYPE, Tensor, _make
+from ndiv import random as _random
 from ndiv.random import get_rng
 
 _Number = (int, float, bool, np.number)
@@ -105,7 +106,7 @@ def _getitem(self, index):
 
 def _setitem(self, index, value):
     if self.requires_grad or self._ctx is not None:
-        raise RuntimeError("in-place assignment into a tensor that is part of a graph is not supported; build a new tensor (e.g. ndiv.where)")
+        raise RuntimeError("in-place assignment into a tensor that is part of a graph is not supported; build a new tensor with ndiv.index_put(x, indices, values) or ndiv.where")
     index, _ = _index(index)
     self.data[index] = value.data if isinstance(value, Tensor) else value
 
@@ -345,7 +346,8 @@ def randn(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
 
 
 def rand(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    return _factory(lambda s, d: get_rng().random(s).astype(d), shape, dtype, device, requires_grad)
+    """Uniform samples in [0, 1) from the global generator; see ndiv.random.rand (injectable)."""
+    return _random.rand(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def zeros_like(x: Tensor, dtype=None, requires_grad=False) -> Tensor:
@@ -494,3 +496,260 @@ __all__ = ["tensor", "zeros", "ones", "full", "empty", "randn", "rand", "zeros_l
            "linspace", "eye", "cat", "concatenate", "stack", "where", "maximum", "minimum", "einsum", "cumsum",
            "gather", "topk", "pad", "complex", "exp", "log", "log1p", "expm1", "sqrt", "abs", "tanh", "sigmoid",
            "relu", "sin", "cos", "erf", "is_tensor"]
+
+
+# -- indexed writes, sorting, triangles and other torch ops (issue 12, part 6) ------------------
+from collections import namedtuple as _namedtuple  # noqa: E402
+
+from ndiv.autograd.ops import indexing as I  # noqa: E402
+
+sort_result = _namedtuple("sort", ["values", "indices"])      # torch.return_types.sort
+median_result = _namedtuple("median", ["values", "indices"])  # torch.return_types.median
+
+
+def _dim(x: Tensor, dim, name: str) -> int:
+    """dim (negative allowed) as a non-negative axis of x; a 0-d tensor has the one axis 0."""
+    n = max(x.ndim, 1)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+        raise ValueError(f"{name}: dim={dim!r} is out of range for a tensor of shape {tuple(x.shape)}; "
+                         f"expected an integer in [{-n}, {n - 1}]")
+    return int(dim) % n
+
+
+def _int_array(index, like: Tensor, name: str):
+    """An index (Tensor, array, list) as a CPU integer or bool array (checked on the CPU)."""
+    a = index.numpy() if isinstance(index, Tensor) else _device.to_device(index, "cpu") if _device.is_cuda_array(index) else np.asarray(index)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"{name}: indices must be integer (or bool) tensors, got dtype {a.dtype}")
+    return a
+
+
+def _on_device_of(a, like: Tensor):
+    return _device.to_device(a, "cuda") if _device.is_cuda_array(like.data) else a
+
+
+def _check_bounds(a, size: int, axis: int, name: str, negative: bool = True):
+    if a.size and (a.max() >= size or a.min() < (-size if negative else 0)):
+        bad = a.max() if a.max() >= size else a.min()
+        raise IndexError(f"{name}: index {bad} is out of bounds for dimension {axis} with size {size}")
+
+
+def _values(values, x: Tensor, name: str) -> Tensor:
+    if isinstance(values, Tensor):
+        _check_same_device(x, values)
+        if values.dtype != x.dtype:
+            raise TypeError(f"{name}: values have dtype {values.dtype}, the tensor has {x.dtype}; convert "
+                            f"one (e.g. values.to(dtype=x.dtype)), as torch requires equal dtypes")
+        return values
+    return _const(np.asarray(values, dtype=x.dtype), x)
+
+
+def _check_broadcasts_to(shape, target, name: str):
+    try:
+        ok = np.broadcast_shapes(tuple(shape), target) == target
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: values of shape {tuple(shape)} do not broadcast to the indexed shape {target}")
+
+
+def index_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """A new tensor equal to x with x[indices] = values (accumulate=False) or x[indices] += values.
+
+    indices: a tuple (or list) of integer or bool index tensors, one per leading axis of x, as
+    torch.index_put (None stands for a whole axis); they broadcast against each other, and
+    values ([...] broadcastable to x[indices].shape) against the result. Gradient: x gets the
+    output's gradient except at overwritten positions (accumulate=False); values get it gathered.
+    With repeated indices and accumulate=False torch leaves the result undefined; here one of
+    the candidates wins (do not rely on which); accumulate=True sums them.
+
+        >>> x = ndiv.zeros(3, 2)
+        >>> ndiv.index_put(x, (ndiv.tensor([0, 2]),), ndiv.ones(2)).numpy().tolist()
+        [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    """
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put: indices must be a tuple of index tensors (one per axis), got {type(indices).__name__}")
+    items, axis = [], 0
+    for it in indices:
+        if it is None:
+            items.append(slice(None))
+            axis += 1
+            continue
+        a = _int_array(it, x, "index_put")
+        if a.dtype.kind == "b":
+            if a.shape != tuple(x.shape[axis:axis + a.ndim]):
+                raise ValueError(f"index_put: a bool mask of shape {a.shape} must match the tensor's shape "
+                                 f"{tuple(x.shape)} at axes {axis}..{axis + a.ndim - 1}")
+            items.extend(a.nonzero())
+            axis += a.ndim
+            continue
+        if axis >= x.ndim:
+            raise ValueError(f"index_put: {len(indices)} indices for a tensor of shape {tuple(x.shape)} with {x.ndim} dimensions")
+        _check_bounds(a, x.shape[axis], axis, "index_put")
+        items.append(a)
+        axis += 1
+    arrays = [a for a in items if not isinstance(a, slice)]
+    try:
+        np.broadcast_shapes(*[a.shape for a in arrays])
+    except ValueError:
+        raise ValueError(f"index_put: index tensors of shapes {[a.shape for a in arrays]} do not broadcast together") from None
+    target = np.broadcast_to(np.empty((), np.int8), x.shape)[tuple(items)].shape
+    v = _values(values, x, "index_put")
+    _check_broadcasts_to(v.shape, target, "index_put")
+    idx = tuple(it if isinstance(it, slice) else _on_device_of(it, x) for it in items)
+    return I.IndexPut.apply(x, v, indices=idx, accumulate=bool(accumulate))
+
+
+def _scatter(x: Tensor, dim: int, index, src, accumulate: bool, name: str) -> Tensor:
+    d = _dim(x, dim, name)
+    if x.ndim == 0:
+        raise ValueError(f"{name}: needs a tensor with at least one dimension, got a 0-d tensor")
+    idx = _int_array(index, x, name)
+    if idx.dtype.kind == "b" or idx.ndim != x.ndim:
+        raise ValueError(f"{name}: index must be an integer tensor with as many dimensions as the input ({x.ndim}), "
+                         f"got shape {idx.shape} and dtype {idx.dtype}")
+    src_shape = tuple(src.shape) if isinstance(src, Tensor) else idx.shape
+    if isinstance(src, Tensor) and src.ndim != x.ndim:
+        raise ValueError(f"{name}: src has {src.ndim} dimensions, the input {x.ndim}; they must match")
+    for k, n in enumerate(idx.shape):
+        if n > src_shape[k] or (k != d and n > x.shape[k]):
+            raise ValueError(f"{name}: index shape {idx.shape} must not exceed src's {src_shape} in any dimension, "
+                             f"nor the input's {tuple(x.shape)} outside dim {d}")
+    _check_bounds(idx, x.shape[d], d, name, negative=False)
+    if isinstance(src, Tensor) and tuple(src.shape) != idx.shape:
+        src = src[tuple(slice(0, n) for n in idx.shape)]   # torch reads only src[:index.shape]
+    full = list(np.indices(idx.shape, sparse=True))
+    full[d] = idx
+    v = _values(src, x, name)
+    return I.IndexPut.apply(x, v, indices=tuple(_on_device_of(a, x) for a in full), accumulate=accumulate)
+
+
+def scatter(x: Tensor, dim: int, index, src=None, *, value=None) -> Tensor:
+    """torch.scatter: out = x with out[..., index[i, j, ...], ...] = src[i, j, ...] along dim
+    (src: a Tensor; or value: a number written at every indexed position). Repeated targets:
+    undefined which write wins (as torch); use scatter_add to sum them."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src (a tensor) and value (a number)")
+    return _scatter(x, dim, index, value if src is None else src, False, "scatter")
+
+
+def scatter_add(x: Tensor, dim: int, index, src) -> Tensor:
+    """torch.scatter_add: out = x with src added at index along dim; repeated targets sum."""
+    return _scatter(x, dim, index, src, True, "scatter_add")
+
+
+def _tri(upper: bool):
+    name = "triu" if upper else "tril"
+
+    def fn(x: Tensor, diagonal: int = 0) -> Tensor:
+        if x.ndim < 2:
+            raise ValueError(f"{name}: input must have at least 2 dimensions [..., M, N], got shape {tuple(x.shape)}")
+        return S.Tri.apply(x, k=int(diagonal), upper=upper)
+    fn.__name__ = name
+    fn.__doc__ = (f"torch.{name}: keep the elements {'on and above' if upper else 'on and below'} diagonal "
+                  f"`diagonal` of the last two axes [..., M, N], zero the rest (and their gradient).")
+    return fn
+
+
+tril, triu = _tri(False), _tri(True)
+
+
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
+    """torch.diag: [N] -> [N + |k|, N + |k|] with x on diagonal k; [M, N] -> the 1-D diagonal k."""
+    if x.ndim not in (1, 2):
+        raise ValueError(f"diag: input must be 1-D or 2-D, got shape {tuple(x.shape)}")
+    return S.Diag.apply(x, k=int(diagonal))
+
+
+def diff(x: Tensor, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:
+    """torch.diff: the n-th forward difference out[i] = x[i + 1] - x[i] along dim, after
+    concatenating prepend and append (same dimensions as x, same shape outside dim)."""
+    if x.ndim == 0:
+        raise ValueError("diff: expects a tensor with at least one dimension, got a 0-d tensor")
+    d = _dim(x, dim, "diff")
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"diff: n (the order) must be a non-negative integer, got {n!r}")
+    parts = []
+    for label, t in (("prepend", prepend), (None, x), ("append", append)):
+        if t is None:
+            continue
+        t = t if isinstance(t, Tensor) else _const(t, x)
+        if label and (t.ndim != x.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, x.shape)) if k != d)):
+            raise ValueError(f"diff: {label} has shape {tuple(t.shape)}; it must have the input's dimensions and "
+                             f"shape {tuple(x.shape)} except along dim {d}")
+        parts.append(t)
+    y = cat(parts, axis=d) if len(parts) > 1 else x
+    lo, hi = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+    lo[d], hi[d] = slice(None, -1), slice(1, None)
+    for _ in range(n):
+        if y.dtype == np.bool_:
+            y = _make(y.data[tuple(hi)] != y.data[tuple(lo)], False, None, 0)  # torch: logical xor
+        else:
+            y = y[tuple(hi)] - y[tuple(lo)]
+    return y
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    """(values, indices) of x sorted along dim, as torch.sort. Always stable (ties keep their
+    order; torch's stable=False order is unspecified); NaN sorts last (first when descending).
+    values carry the gradient back to the positions they came from."""
+    d = _dim(x, dim, "sort")
+    if x.dtype.kind == "c":
+        raise TypeError(f"sort: complex tensors have no order, got dtype {x.dtype}")
+    if x.ndim == 0:
+        v, i = sort(x.reshape(1))
+        return sort_result(v.reshape(()), i.reshape(()))
+    idx = I.sort_indices(x.data, d, bool(descending))
+    return sort_result(S.Gather.apply(x, index=idx, axis=d), _make(idx.astype(np.int64, copy=False), False, None, 0))
+
+
+def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """int64 indices that sort x along dim (stable; NaN last, first when descending); see sort."""
+    return sort(x, dim, descending, stable).indices
+
+
+def median(x: Tensor, dim=None, keepdim: bool = False):
+    """torch.median. dim=None: the lower median of all elements (a 0-d tensor; NaN if any NaN;
+    tied elements share the gradient). With dim: (values, indices) of the lower median along dim
+    (a row with NaN gives NaN and the first NaN's index); the selected element gets the gradient.
+    Which of several equal elements is selected along dim is unspecified, as in torch."""
+    if dim is None:
+        if x.size == 0 and x.dtype.kind not in "fc":
+            raise ValueError(f"median: an empty {x.dtype} tensor has no median")
+        return I.MedianAll.apply(x)
+    d = _dim(x, dim, "median")
+    if x.ndim == 0:
+        r = median(x.reshape(1), 0)
+        return median_result(r.values.reshape(()), r.indices.reshape(()))
+    if x.shape[d] == 0:
+        raise ValueError(f"median: dim {d} of the input of shape {tuple(x.shape)} is empty; a median needs one element")
+    k = I.median_indices(x.data, d)
+    values, indices = S.Gather.apply(x, index=k, axis=d), _make(k, False, None, 0)
+    if not keepdim:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return median_result(values, indices)
+
+
+def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """Replace NaN by nan, +inf by posinf, -inf by neginf (None: the dtype's largest / lowest
+    finite value). The gradient passes where x was finite and is zero where a value was replaced."""
+    if x.dtype.kind not in "fc":
+        return x
+    return E.NanToNum.apply(x, nan=nan, posinf=posinf, neginf=neginf)
+
+
+Tensor.index_put = lambda self, indices, values, accumulate=False: index_put(self, indices, values, accumulate)
+Tensor.scatter = lambda self, dim, index, src=None, *, value=None: scatter(self, dim, index, src, value=value)
+Tensor.scatter_add = lambda self, dim, index, src: scatter_add(self, dim, index, src)
+Tensor.tril = lambda self, diagonal=0: tril(self, diagonal)
+Tensor.triu = lambda self, diagonal=0: triu(self, diagonal)
+Tensor.diag = lambda self, diagonal=0: diag(self, diagonal)
+Tensor.diff = lambda self, n=1, dim=-1, prepend=None, append=None: diff(self, n, dim, prepend, append)
+Tensor.sort = lambda self, dim=-1, descending=False, stable=False: sort(self, dim, descending, stable)
+Tensor.argsort = lambda self, dim=-1, descending=False, stable=False: argsort(self, dim, descending, stable)
+Tensor.median = lambda self, dim=None, keepdim=False: median(self, dim, keepdim)
+Tensor.nan_to_num = lambda self, nan=0.0, posinf=None, neginf=None: nan_to_num(self, nan, posinf, neginf)
+Tensor.multinomial = lambda self, num_samples, replacement=False: _random.multinomial(self, num_samples, replacement)
+
+__all__ += ["index_put", "scatter", "scatter_add", "tril", "triu", "diag", "diff", "sort", "argsort", "median",
+            "nan_to_num"]

@@ -1,7 +1,7 @@
 """ndiv.nn: Module, Parameter, layers, functional (F) and init, interchangeable with torch.nn state_dicts."""
 from ndiv.nn import functional, init, utils  # noqa: F401
 from ndiv.nn.activation import (  # noqa: F401
-    CELU, ELU, GELU, GLU, Hardtanh, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin,
+    CELU, ELU, GELU, GLU, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, PReLU, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin,
     Softplus, Softsign, Tanh,
 )
 from ndiv.nn.attention import MultiheadAttention  # noqa: F401

@@ -113,6 +113,12 @@ class Sigmoid(Module):
         return x.sigmoid()
 
 
+class LogSigmoid(Module):
+    """log(sigmoid(x)), stable for large |x|; see F.logsigmoid."""
+    def forward(self, x):
+        return F.logsigmoid(x)
+
+
 class Softsign(Module):
     def forward(self, x):
         return F.softsign(x)

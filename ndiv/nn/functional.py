@@ -15,6 +15,7 @@ import numpy as np
 
 import ndiv
 from ndiv import device as _device
+from ndiv.autograd.ops import elementwise as _elementwise
 from ndiv.autograd.ops import nn_ops
 from ndiv.autograd.ops.shape import Pad as _Pad
 from ndiv.autograd.tensor import Tensor
@@ -715,3 +716,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "me
 
 ACTIVATIONS: dict[str, Callable] = {"relu": relu, "gelu": gelu, "tanh": tanh, "sigmoid": sigmoid, "elu": elu,
                                     "selu": selu, "silu": silu, "leaky_relu": leaky_relu, "softplus": softplus}
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), elementwise, finite for any finite x (x for x << 0, ~0 for x >> 0)."""
+    return _elementwise.LogSigmoid.apply(x)

@@ -70,6 +70,8 @@ UNARY = [
     OpSpec("unsqueeze0", lambda x: x.unsqueeze(0), lambda t, x: x.unsqueeze(0)),
     OpSpec("unsqueeze_neg", lambda x: x.unsqueeze(-1), lambda t, x: x.unsqueeze(-1)),
     OpSpec("squeeze", lambda x: x.squeeze(), lambda t, x: x.squeeze()),
+    OpSpec("logsigmoid", lambda x: ndiv.nn.functional.logsigmoid(x), lambda t, x: t.nn.functional.logsigmoid(x), low=-30, high=30),
+    OpSpec("nan_to_num", lambda x: x.nan_to_num(), lambda t, x: t.nan_to_num(x)),
 ]
 
 BINARY = [
@@ -132,4 +134,34 @@ FIXED = [
     OpSpec("irfft_n", lambda x: ndiv.fft.irfft(ndiv.complex(x, x * 0.5), n=9, dim=0), lambda t, x: t.fft.irfft(t.complex(x, x * 0.5), n=9, dim=0), kind="fixed", shapes=[((4, 3),)]),
 ]
 
-OPS = UNARY + BINARY + REDUCE + FIXED
+# index_put / scatter / sort / median / fft / triangles / diff (issue 12, part 6). Informer's
+# ProbAttention writes context[b, h, top_idx] = values with broadcast index arrays.
+_B, _H, _TOP = np.arange(2)[:, None, None], np.arange(3)[None, :, None], np.array([[[4, 1], [0, 2], [3, 4]], [[1, 0], [2, 3], [4, 3]]])
+_SC_IDX = np.array([[0, 2], [1, 4], [3, 0]])
+NEW = [
+    OpSpec("index_put", lambda x, v: ndiv.index_put(x, (np.array([0, 2]),), v), lambda t, x, v: t.index_put(x, (t.tensor([0, 2]),), v), kind="fixed", shapes=[((3, 4), (2, 4)), ((3, 4), (4,)), ((3, 4), ())]),
+    OpSpec("index_put_pairs", lambda x, v: x.index_put((np.array([0, 2, 1]), np.array([3, -1, 0])), v), lambda t, x, v: x.index_put((t.tensor([0, 2, 1]), t.tensor([3, -1, 0])), v), kind="fixed", shapes=[((3, 4), (3,))]),
+    OpSpec("index_put_accumulate", lambda x, v: ndiv.index_put(x, (np.array([0, 2, 0]),), v, accumulate=True), lambda t, x, v: t.index_put(x, (t.tensor([0, 2, 0]),), v, accumulate=True), kind="fixed", shapes=[((3, 4), (3, 4)), ((3, 4), (1,))]),
+    OpSpec("index_put_informer", lambda x, v: ndiv.index_put(x, (_B, _H, _TOP), v), lambda t, x, v: t.index_put(x, (t.tensor(_B), t.tensor(_H), t.tensor(_TOP)), v), kind="fixed", shapes=[((2, 3, 5, 4), (2, 3, 2, 4))]),
+    OpSpec("index_put_mask", lambda x, v: ndiv.index_put(x, (np.array([True, False, True]),), v), lambda t, x, v: t.index_put(x, (t.tensor([True, False, True]),), v), kind="fixed", shapes=[((3, 2), (2, 2))]),
+    OpSpec("scatter", lambda x, s: x.scatter(1, _SC_IDX, s), lambda t, x, s: x.scatter(1, t.tensor(_SC_IDX), s), kind="fixed", shapes=[((3, 5), (3, 2))]),  # torch 2.13 cannot backward a larger src
+    OpSpec("scatter_add", lambda x, s: ndiv.scatter_add(x, 0, np.array([[0, 1], [0, 0], [2, 0]]), s), lambda t, x, s: t.scatter_add(x, 0, t.tensor([[0, 1], [0, 0], [2, 0]]), s), kind="fixed", shapes=[((3, 2), (3, 2))]),
+    OpSpec("fft", lambda x: ndiv.fft.fft(x).abs(), lambda t, x: t.fft.fft(x).abs(), kind="fixed", shapes=[((2, 8),), ((3, 7),)]),
+    OpSpec("fft_n_ortho", lambda x: (lambda y: y.real + 0.5 * y.imag)(ndiv.fft.fft(x, n=10, dim=0, norm="ortho")), lambda t, x: (lambda y: y.real + 0.5 * y.imag)(t.fft.fft(x, n=10, dim=0, norm="ortho")), kind="fixed", shapes=[((6, 3),)]),
+    OpSpec("fft_complex", lambda a, b: (lambda y: y.real * y.imag)(ndiv.fft.fft(ndiv.complex(a, b), n=5, norm="forward")), lambda t, a, b: (lambda y: y.real * y.imag)(t.fft.fft(t.complex(a, b), n=5, norm="forward")), kind="fixed", shapes=[((2, 7), (2, 7)), ((4,), (4,))]),
+    OpSpec("ifft_complex", lambda a, b: (lambda y: y.real - 2 * y.imag)(ndiv.fft.ifft(ndiv.complex(a, b) * ndiv.complex(b, a))), lambda t, a, b: (lambda y: y.real - 2 * y.imag)(t.fft.ifft(t.complex(a, b) * t.complex(b, a))), kind="fixed", shapes=[((2, 6), (2, 6))]),
+    OpSpec("ifft_fft", lambda x: ndiv.fft.ifft(ndiv.fft.fft(x) * ndiv.fft.fft(x), n=9, norm="ortho").abs(), lambda t, x: t.fft.ifft(t.fft.fft(x) * t.fft.fft(x), n=9, norm="ortho").abs(), kind="fixed", shapes=[((2, 8),)]),
+    OpSpec("tril", lambda x: x.tril(-1), lambda t, x: x.tril(-1), kind="fixed", shapes=[((4, 5),), ((2, 3, 3),)]),
+    OpSpec("triu", lambda x: ndiv.triu(x, 1), lambda t, x: t.triu(x, 1), kind="fixed", shapes=[((4, 5),), ((2, 3, 3),)]),
+    OpSpec("diag_1d", lambda x: ndiv.diag(x, 1), lambda t, x: t.diag(x, 1), kind="fixed", shapes=[((3,),)]),
+    OpSpec("diag_2d", lambda x: x.diag(-1), lambda t, x: x.diag(-1), kind="fixed", shapes=[((4, 3),), ((2, 5),)]),
+    OpSpec("diff", lambda x: x.diff(n=2, dim=0), lambda t, x: x.diff(n=2, dim=0), kind="fixed", shapes=[((5, 3),)]),
+    OpSpec("diff_prepend_append", lambda x, p, a: ndiv.diff(x, dim=1, prepend=p, append=a), lambda t, x, p, a: t.diff(x, dim=1, prepend=p, append=a), kind="fixed", shapes=[((3, 4), (3, 2), (3, 1))]),
+    OpSpec("median_all", lambda x: x.median(), lambda t, x: x.median(), kind="fixed", shapes=[((3, 5),), ((4,),)]),
+    OpSpec("median_dim", lambda x: x.median(1).values, lambda t, x: x.median(1).values, kind="fixed", shapes=[((3, 5),), ((2, 4, 3),)]),
+    OpSpec("median_keepdim", lambda x: ndiv.median(x, dim=0, keepdim=True)[0], lambda t, x: t.median(x, dim=0, keepdim=True)[0], kind="fixed", shapes=[((4, 3),)]),
+    OpSpec("sort", lambda x: x.sort(dim=0).values, lambda t, x: x.sort(dim=0).values, kind="fixed", shapes=[((4, 3),)]),
+    OpSpec("sort_descending", lambda x: ndiv.sort(x, descending=True)[0], lambda t, x: t.sort(x, descending=True)[0], kind="fixed", shapes=[((3, 5),), ((6,),)]),
+]
+
+OPS = UNARY + BINARY + REDUCE + FIXED + NEW

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 import ndiv
 from ndiv.autograd.ops.elementwise import Tanh
 
-from .opspecs import BINARY, FIXED, OPS, REDUCE, UNARY
+from .opspecs import BINARY, FIXED, NEW, OPS, REDUCE, UNARY
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
@@ -67,7 +67,7 @@ def test_reduce_gradcheck(op, sa, keepdims, noncontig, seed):
     _check(op, [shape], np.random.default_rng(seed), noncontig, axis=axis, keepdims=keepdims)
 
 
-@pytest.mark.parametrize("op", FIXED, ids=str)
+@pytest.mark.parametrize("op", FIXED + NEW, ids=str)
 def test_fixed_gradcheck(op):
     rng = np.random.default_rng(0)
     for shapes in op.shapes:

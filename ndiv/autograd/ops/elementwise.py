@@ -314,6 +314,19 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
+
+class LogSigmoid(Function):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any finite x; d/dx = sigmoid(-x)."""
+    def forward(self, x):
+        xp = array_module(x)
+        e = xp.exp(-xp.abs(x))
+        self.save_for_backward(x, e)
+        return (xp.minimum(x, 0) - xp.log1p(e)).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        x, e = self.saved
+        return gy * (array_module(x).where(x >= 0, e, 1) / (1 + e))
+
 class Relu(Function):
     """max(x, 0); relu'(0) = 0 as in torch."""
     def forward(self, x):
@@ -346,6 +359,19 @@ class Clip(Function):
             m = m & (x <= self.hi)
         return gy * m
 
+
+
+class NanToNum(Function):
+    """NaN -> nan, +inf -> posinf, -inf -> neginf (None: the dtype's largest/lowest finite value).
+    The gradient passes where x is finite and is zero where a value was replaced (torch's rule)."""
+    def forward(self, x, nan=0.0, posinf=None, neginf=None):
+        xp = array_module(x)
+        self.save_for_backward(x)
+        return xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return gy * array_module(x).isfinite(x)
 
 class Sin(Function):
     def forward(self, x):

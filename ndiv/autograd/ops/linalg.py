@@ -1,4 +1,4 @@
-"""Matrix products and einsum; the FFT pair (rfft, irfft) along one axis.
+"""Matrix products and einsum; the FFTs (rfft, irfft, fft, ifft) along one axis.
 
 Complex operands follow torch's convention: grad = dL/dRe + i dL/dIm, so the adjoint of a
 product uses the conjugate of the other factor.
@@ -167,6 +167,28 @@ class Irfft(Function):
         g = _fit(g, self.m, axis)
         return g.astype(xp.complex64 if gy.dtype == xp.float32 else g.dtype, copy=False)
 
+
+
+class Fft(Function):
+    """Complex FFT (inverse=False) or inverse FFT along axis of a real or complex input.
+
+    Both are linear maps; the gradient (torch's dL/dRe + i dL/dIm) is the adjoint, the opposite
+    transform with the dual norm ('backward' <-> 'forward'), then the crop/pad of n undone.
+    A real input gets the real part.
+    """
+    def forward(self, x, n=None, axis=-1, norm="backward", inverse=False):
+        xp = array_module(x)
+        self.n_in, self.axis, self.norm, self.inverse = x.shape[axis], axis, norm, inverse
+        self.real_in, self.dtype = x.dtype.kind != "c", x.dtype
+        y = (xp.fft.ifft if inverse else xp.fft.fft)(x, n=n, axis=axis, norm=norm)
+        single = x.dtype in (xp.float32, xp.complex64)
+        return y.astype(xp.complex64 if single else xp.complex128, copy=False)
+
+    def backward(self, gy):
+        xp = array_module(gy)
+        dual = {"backward": "forward", "ortho": "ortho", "forward": "backward"}[self.norm]
+        g = _fit((xp.fft.fft if self.inverse else xp.fft.ifft)(gy, axis=self.axis, norm=dual), self.n_in, self.axis)
+        return (g.real if self.real_in else g).astype(self.dtype, copy=False)
 
 def _fit(g, size, axis):
     """Crop or zero-pad g along axis to size (the gradient of an FFT's implicit pad/crop)."""

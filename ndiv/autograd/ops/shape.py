@@ -151,3 +151,32 @@ class Gather(Function):
         idx[self.axis] = self.index
         xp.add.at(g, tuple(idx), gy)
         return g
+
+
+class Tri(Function):
+    """tril (upper=False) or triu (upper=True) of the last two axes, diagonal offset k; x: [..., M, N]."""
+    def forward(self, x, k=0, upper=False):
+        self.k, self.upper = k, upper
+        xp = array_module(x)
+        return (xp.triu if upper else xp.tril)(x, k)
+
+    def backward(self, gy):
+        xp = array_module(gy)
+        return (xp.triu if self.upper else xp.tril)(gy, self.k)
+
+
+class Diag(Function):
+    """torch.diag: [N] -> [N + |k|, N + |k|] with x on diagonal k; [M, N] -> the diagonal k (1-D)."""
+    def forward(self, x, k=0):
+        xp = array_module(x)
+        self.shape, self.k = x.shape, k
+        return xp.diag(x, k) if x.ndim == 1 else xp.diagonal(x, k).copy()
+
+    def backward(self, gy):
+        xp = array_module(gy)
+        if len(self.shape) == 1:
+            return xp.diagonal(gy, self.k).copy()
+        g = xp.zeros(self.shape, gy.dtype)
+        i = xp.arange(gy.shape[0])
+        g[i + max(-self.k, 0), i + max(self.k, 0)] = gy
+        return g
