@@ -102,7 +102,9 @@ class Tensor:
     def __repr__(self) -> str:
         extra = ", requires_grad=True" if self.requires_grad else ""
         dev = ", device='cuda'" if self.device == "cuda" else ""
-        return f"tensor({self.numpy()!r}{dev}{extra})".replace("array(", "").replace(")" + dev, dev, 0)
+        body = repr(self.numpy())  # "array([1., 2.], dtype=float32)": keep what is inside array(...)
+        body = body[len("array("):-1] if body.startswith("array(") else body
+        return f"tensor({body}{dev}{extra})"
 
     def __bool__(self) -> bool:
         return bool(self.data)

@@ -251,3 +251,10 @@ def test_pool_never_hands_out_a_buffer_still_in_use():
         assert d is not b
     finally:
         pool.disable()
+
+
+def test_repr_is_balanced():
+    import ndiv
+    assert repr(ndiv.tensor([1.0, 2.0])) == "tensor([1., 2.], dtype=float32)"
+    assert repr(ndiv.tensor([1.0], requires_grad=True)) == "tensor([1.], dtype=float32, requires_grad=True)"
+    assert repr(ndiv.tensor([1, 2])) == "tensor([1, 2])"
