@@ -1,9 +1,13 @@
 """Function: one differentiable operation, forward and backward on raw arrays.
 
 A subclass writes `forward(self, *arrays, **params)` returning an array (or a tuple of arrays)
-and `backward(self, *grad_outputs)` returning one gradient per array input (None where
-`self.needs_input_grad[i]` is False). A gradient may keep the broadcast shape: the tape sums
-it back to the input's shape in one place (`ndiv.autograd.tensor._sum_to_shape`).
+and `backward(self, *grad_outputs)` returning one gradient per array input (a tuple when there
+are several). None is allowed for any input: where `self.needs_input_grad[i]` is False, and also
+as "no gradient flows this way" for an input that needs one (the tape treats it as a zero
+contribution; a leaf reached by no real gradient keeps `.grad` None, as in torch). Returning
+fewer gradients than inputs is an error naming the Function. A gradient may keep the broadcast
+shape: the tape sums it back to the input's shape in one place
+(`ndiv.autograd.tensor._sum_to_shape`).
 
     class Tanh(Function):
         def forward(self, x):

@@ -1,11 +1,21 @@
-"""Whether operations record a graph. `with ndiv.no_grad():` turns recording off."""
+"""Whether operations record a graph. `with ndiv.no_grad():` turns recording off.
+
+The switch is per thread, as in torch: one thread's `no_grad()` (a predict) leaves another
+thread's training recording. A new thread starts with recording on.
+"""
 from __future__ import annotations
 
 import functools
+import threading
 
 
-class _GradState:
+class _GradLocal(threading.local):
+    # The class-level default is what a thread that never set the switch reads: one attribute
+    # read on the hot path (Function.apply), no per-thread initialisation.
     enabled = True
+
+
+_GradState = _GradLocal()
 
 
 def is_grad_enabled() -> bool:

@@ -22,12 +22,17 @@ _Number = (int, float, bool, np.number)
 def _const(x, like: Tensor) -> Tensor:
     """A non-Tensor operand (Python number, list, NumPy array) as a constant Tensor on like's
     device: constants follow the tensor they meet (arrays that are already on another device
-    than like are an error, as with Tensors)."""
+    than like are an error, as with Tensors). Python numbers take like's dtype when like is
+    floating (so `ndiv.where(m, x, 0)` stays float32); Python floats are float32 otherwise, as
+    in `ndiv.tensor`. NumPy arrays keep their dtype."""
     data = x
     if not isinstance(x, np.ndarray) and not _device.is_cuda_array(x):
         data = np.asarray(x)
-        if data.dtype == np.float64 and like.data.dtype.kind == "f":
+        kind = data.dtype.kind
+        if like.data.dtype.kind in "fc" and kind in "biuf":
             data = data.astype(like.data.dtype)
+        elif kind == "f":
+            data = data.astype(DEFAULT_DTYPE)
     if _device.is_cuda_array(like.data) and not _device.is_cuda_array(data):
         data = _device.to_device(data, "cuda")
     elif _device.is_cuda_array(data) and not _device.is_cuda_array(like.data):
@@ -40,27 +45,101 @@ def _check_same_device(a: Tensor, b: Tensor):
         raise RuntimeError(f"expected all tensors on the same device, got {a.device} and {b.device}; move one with .to()")
 
 
-def _binary(fn, scalar_fn=None, reverse_scalar_fn=None):
+# -- type promotion, as torch does it ----------------------------------------------------------
+# A scalar operand (Python or NumPy number) never widens a tensor: float32 * np.float64(2) is
+# float32. A float or complex scalar, or true division, turns an integer tensor into the default
+# float32. Between two tensors, an integer one takes the floating one's dtype (int64 + float32 is
+# float32), and a 0-d tensor does not widen an n-d one of its own kind (float32 [n] * float64 []
+# is float32); otherwise NumPy's rules, which agree with torch's (float32 + float64 is float64).
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _scalar(x: Tensor, c, true_div: bool):
+    """x and the scalar c for a scalar op: c as a Python number (NumPy scalars are as weak as
+    Python ones under torch's rules), x as float32 where an integer tensor meets a float."""
+    t = type(c)
+    if t is not float and t is not int:
+        if isinstance(c, np.generic):
+            c = c.item()
+        t = type(c)
+    if (t is float or t is complex or true_div) and x.data.dtype.kind in "biu":
+        x = x.to(dtype=DEFAULT_DTYPE)
+    return x, c
+
+
+def _promote_pair(da, db):
+    """torch.promote_types for two dtypes: the higher category's dtype, NumPy's rule within one."""
+    ca, cb = _CATEGORY[da.kind], _CATEGORY[db.kind]
+    if ca == cb or {ca, cb} == {2, 3}:
+        return np.result_type(da, db)  # float32 + complex64 -> complex64; float64 + complex64 -> complex128
+    return da if ca > cb else db
+
+
+def _result_dtype(a: Tensor, b: Tensor, true_div: bool):
+    da, db = a.data.dtype, b.data.dtype
+    if a.data.ndim == 0 and b.data.ndim != 0:
+        (dim, zero) = (db, da)
+    elif b.data.ndim == 0 and a.data.ndim != 0:
+        (dim, zero) = (da, db)
+    else:
+        out = _promote_pair(da, db) if da != db else da
+        return np.dtype(DEFAULT_DTYPE) if true_div and out.kind in "biu" else out
+    # torch's combine_categories: the n-d tensor decides unless the 0-d one is of a higher category
+    if dim.kind == "c":
+        out = dim
+    elif zero.kind == "c":
+        out = np.result_type(dim, np.complex64) if dim.kind == "f" else zero
+    elif dim.kind == "f":
+        out = dim
+    elif dim.kind == "b" or zero.kind == "f":
+        out = _promote_pair(dim, zero)
+    else:
+        out = dim
+    return np.dtype(DEFAULT_DTYPE) if true_div and out.kind in "biu" else out
+
+
+def _promote(a: Tensor, b: Tensor, true_div: bool = False):
+    """a and b cast (differentiably) to their common dtype under torch's rules."""
+    out = _result_dtype(a, b, true_div)
+    return (a if a.data.dtype == out else a.to(dtype=out)), (b if b.data.dtype == out else b.to(dtype=out))
+
+
+def _binary(fn, scalar_fn=None, reverse_scalar_fn=None, true_div=False):
     def op(self, other):
         if isinstance(other, Tensor):
             _check_same_device(self, other)
-            return fn.apply(self, other)
-        if scalar_fn is not None and isinstance(other, _Number) and not isinstance(other, np.ndarray):
+        elif scalar_fn is not None and isinstance(other, _Number):
+            self, other = _scalar(self, other, true_div)
             return scalar_fn(self, other)
-        return fn.apply(self, _const(other, self))
+        else:
+            other = _const(other, self)
+        # `is not` first: the common case (same dtype) costs one identity test
+        if self.data.dtype is not other.data.dtype or (true_div and self.data.dtype.kind in "biu"):
+            self, other = _promote(self, other, true_div)
+        return fn.apply(self, other)
 
     def rop(self, other):
         if reverse_scalar_fn is not None and isinstance(other, _Number):
+            self, other = _scalar(self, other, true_div)
             return reverse_scalar_fn(self, other)
-        return fn.apply(_const(other, self), self)
+        other = _const(other, self)
+        if self.data.dtype is not other.data.dtype or (true_div and self.data.dtype.kind in "biu"):
+            other, self = _promote(other, self, true_div)
+        return fn.apply(other, self)
 
     return op, rop
+
+
+def _div_scalar(x: Tensor, c):
+    if c != 0:
+        return E.MulScalar.apply(x, c=1.0 / c)
+    return E.Div.apply(x, _const(c, x))  # x / 0: inf, -inf or nan, as IEEE says
 
 
 Tensor.__add__, Tensor.__radd__ = _binary(E.Add, lambda x, c: E.AddScalar.apply(x, c=c), lambda x, c: E.AddScalar.apply(x, c=c))
 Tensor.__sub__, Tensor.__rsub__ = _binary(E.Sub, lambda x, c: E.AddScalar.apply(x, c=-c), lambda x, c: E.RSubScalar.apply(x, c=c))
 Tensor.__mul__, Tensor.__rmul__ = _binary(E.Mul, lambda x, c: E.MulScalar.apply(x, c=c), lambda x, c: E.MulScalar.apply(x, c=c))
-Tensor.__truediv__, Tensor.__rtruediv__ = _binary(E.Div, lambda x, c: E.MulScalar.apply(x, c=1.0 / c) if c != 0 else E.Div.apply(x, _const(c, x)), lambda x, c: E.RDivScalar.apply(x, c=c))
+Tensor.__truediv__, Tensor.__rtruediv__ = _binary(E.Div, _div_scalar, lambda x, c: E.RDivScalar.apply(x, c=c), true_div=True)
 Tensor.__pow__, Tensor.__rpow__ = _binary(E.Pow, lambda x, c: E.PowScalar.apply(x, c=c), lambda x, c: E.RPowScalar.apply(x, c=c))
 Tensor.__matmul__, Tensor.__rmatmul__ = _binary(LA.MatMul)
 Tensor.__neg__ = lambda self: E.Neg.apply(self)

@@ -3,7 +3,9 @@
 A Tensor made by an op holds the Function that made it (`_ctx`) and its output index. The graph
 is the Functions linked through their `parents`. `backward()` walks it once, in topological order,
 without recursion, summing each gradient back to its input's shape in one place
-(`_sum_to_shape`), and frees the graph unless `retain_graph=True`.
+(`_sum_to_shape`), and frees the graph unless `retain_graph=True`. A backward (or hook) that
+returns None for an input sends it nothing, yet still releases it, so gradients from its other
+paths go on; a leaf's hooks run once per backward, on the sum of its contributions.
 """
 from __future__ import annotations
 
@@ -335,44 +337,82 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     pending[root_ctx][root._idx] = grad
     ready = [root_ctx]
     given = set()
+    hooked = None  # id(leaf) -> [leaf, summed gradient] for leaves with hooks: they fire once, at the end
     while ready:
         f = ready.pop()
-        gys = pending.pop(f)
-        if f.hooks or f.retained:
-            gys = _output_hooks(f, gys)
-        if f.n_out == 1:
-            gxs = f.backward(gys[0])
-        else:
-            xp = _device.array_module(next(g for g in gys if g is not None))
-            gxs = f.backward(*[xp.zeros(s, d) if g is None else g for g, (s, d) in zip(gys, f.out_meta)])
-        if type(gxs) is not tuple:
-            gxs = (gxs,)
+        gys = pending.pop(f, None)
         parents = f.parents
+        if gys is None:
+            # Every contribution to f's outputs was None (a backward or hook returned None):
+            # nothing flows through f, as with torch's undefined gradients, but f's inputs
+            # still count it as done, so gradients from other paths reach them.
+            gxs = (None,) * len(parents)
+        else:
+            if f.hooks or f.retained:
+                gys = _output_hooks(f, gys)
+            if f.n_out == 1:
+                gxs = f.backward(gys[0])
+            else:
+                xp = _device.array_module(next(g for g in gys if g is not None))
+                gxs = f.backward(*[xp.zeros(s, d) if g is None else g for g, (s, d) in zip(gys, f.out_meta)])
+            if type(gxs) is not tuple:
+                gxs = tuple(gxs) if type(gxs) is list else (gxs,)
+            if len(gxs) != len(parents):
+                _check_n_grads(f, gxs, len(parents))
         if not retain_graph:
             f.parents = None
             f.saved = None
         for p, g in zip(parents, gxs):
-            if g is None or not p.requires_grad:
+            if not p.requires_grad:
                 continue
-            if g.shape != p.data.shape:
-                g = _sum_to_shape(g, p.data.shape)
-            if g.dtype != p.data.dtype:
-                g = g.astype(p.data.dtype)
             c = p._ctx
-            if c is None:
-                if id(g) in given or g.base is not None:
-                    g = g.copy()  # a leaf's .grad must not alias another's: optimizers write in place
-                given.add(id(g))
-                _accumulate_leaf(p, g)
+            if g is not None:
+                if g.shape != p.data.shape:
+                    g = _sum_to_shape(g, p.data.shape)
+                if g.dtype != p.data.dtype:
+                    g = g.astype(p.data.dtype)
+                if c is None:
+                    if p._hooks:
+                        if hooked is None:
+                            hooked = {}
+                        entry = hooked.get(id(p))
+                        if entry is None:
+                            hooked[id(p)] = [p, g]
+                        else:
+                            entry[1] = _add(entry[1], g)
+                        continue
+                    if id(g) in given or g.base is not None:
+                        g = g.copy()  # a leaf's .grad must not alias another's: optimizers write in place
+                    given.add(id(g))
+                    _accumulate_leaf(p, g)
+                    continue
+                slot = pending.get(c)
+                if slot is None:
+                    slot = pending[c] = [None] * c.n_out
+                prev = slot[p._idx]
+                slot[p._idx] = g if prev is None else _add(prev, g)
+            elif c is None:
                 continue
-            slot = pending.get(c)
-            if slot is None:
-                slot = pending[c] = [None] * c.n_out
-            prev = slot[p._idx]
-            slot[p._idx] = g if prev is None else _add(prev, g)
             deps[c] -= 1
             if deps[c] == 0:
                 ready.append(c)
+    if hooked is not None:
+        # torch runs a leaf's hooks once per backward, on the sum of its contributions
+        for p, g in hooked.values():
+            if id(g) in given or g.base is not None:
+                g = g.copy()
+            given.add(id(g))
+            _accumulate_leaf(p, g)
+
+
+def _check_n_grads(f, gxs, n_inputs) -> None:
+    """A backward must return one gradient per Tensor input; extra trailing Nones are allowed."""
+    if len(gxs) < n_inputs or any(g is not None for g in gxs[n_inputs:]):
+        raise RuntimeError(
+            f"function {type(f).__name__}.backward returned an incorrect number of gradients "
+            f"(expected {n_inputs}, one per Tensor input, got {len(gxs)}); return None for an "
+            "input that needs no gradient"
+        )
 
 
 def _output_hooks(f, gys):
@@ -389,6 +429,7 @@ def _output_hooks(f, gys):
 
 
 def _accumulate_leaf(p: Tensor, g) -> None:
+    """Add this backward's whole gradient g for leaf p into p.grad, after p's hooks (once)."""
     if p._hooks:
         g = _apply_hooks(p._hooks, g)
     # out of place: g may be the very array another input received (e.g. both sides of x + x)
