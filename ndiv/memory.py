@@ -16,6 +16,7 @@ the measurement that decided it).
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class MemoryPool:
         self.min_bytes = min_bytes
         self._free_rc = _free_refcount()
         self._buffers: dict = {}
+        self._lock = threading.Lock()  # threads share the pool: one hands out a buffer at a time
         self.reset_stats()
 
     def enable(self, on: bool = True) -> None:
@@ -61,12 +63,16 @@ class MemoryPool:
 
     def clear(self) -> None:
         """Forget every cached buffer (buffers still in use stay valid: they are plain arrays)."""
-        self._buffers.clear()
+        with self._lock:
+            self._buffers.clear()
         self.bytes_held = 0
 
     def empty(self, shape, dtype):
         """An uninitialised numpy array of shape and dtype, from the cache when one is free."""
-        dtype = np.dtype(dtype)
+        with self._lock:
+            return self._empty(shape, np.dtype(dtype))
+
+    def _empty(self, shape, dtype):
         key = (shape, dtype)
         lst = self._buffers.get(key)
         if lst is None:

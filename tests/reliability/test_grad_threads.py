@@ -95,3 +95,45 @@ def test_a_new_thread_records_even_when_the_caller_is_in_no_grad():
         assert not ndiv.is_grad_enabled()
     assert seen == {"enabled": True, "requires_grad": True}
     assert ndiv.is_grad_enabled()
+
+
+def test_two_threads_training_with_the_memory_pool_match_sequential_runs():
+    """The pool hands a buffer to one thread at a time: two fits sharing it get exact gradients."""
+    from ndiv.memory import pool
+
+    rng = np.random.default_rng(1)
+    x = ndiv.tensor(rng.standard_normal((256, 64)).astype(np.float32))  # outputs large enough to pool
+    y = ndiv.tensor(rng.standard_normal((256, 1)).astype(np.float32))
+
+    def model():
+        ndiv.manual_seed(0)
+        return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 1))
+
+    expected = _train(model(), x, y)
+    results, errors = [None, None], []
+
+    def fit(i, m):
+        try:
+            results[i] = _train(m, x, y)
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    old = sys.getswitchinterval()
+    was = pool.enabled
+    pool.enable()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=fit, args=(i, model())) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert pool.stats()["reuses"] > 0
+    finally:
+        sys.setswitchinterval(old)
+        pool.enable(was)
+    assert not errors, errors
+    for got in results:
+        for step, (g_step, w_step) in enumerate(zip(got, expected)):
+            for g, w in zip(g_step, w_step):
+                np.testing.assert_array_equal(g, w, err_msg=f"step {step}")
