@@ -57,6 +57,12 @@ UNARY = [
     ("getitem", lambda x: x[1:, ::2], lambda t, x: x[1:, ::2]),
     ("cumsum", lambda x: x.cumsum(axis=1), lambda t, x: x.cumsum(1)),
     ("tanh_abs_chain", lambda x: (x.tanh() * x.exp()).abs(), lambda t, x: (x.tanh() * x.exp()).abs()),
+    # FEDformer writes the kept modes into a zero spectrum: pad / cat with zeros, pick modes by index
+    ("pad_zero_spectrum", lambda x: ndiv.pad(x, ((0, 0), (1, 3))), lambda t, x: t.nn.functional.pad(x, (1, 3))),
+    ("cat_zeros", lambda x: ndiv.cat([x, ndiv.zeros(3, 2, dtype=np.complex128)], dim=1),
+     lambda t, x: t.cat([x, t.zeros(3, 2, dtype=t.complex128)], dim=1)),
+    ("stack", lambda x: ndiv.stack([x, x * 2j], dim=0), lambda t, x: t.stack([x, x * 2j], dim=0)),
+    ("getitem_modes", lambda x: x[:, np.array([0, 2, 3])], lambda t, x: x[:, t.tensor([0, 2, 3])]),
 ]
 
 BINARY = [
@@ -70,9 +76,23 @@ BINARY = [
     ("matmul_vec", lambda a, b: a @ b, lambda t, a, b: a @ b, ((4,), (2, 4, 3))),
     ("einsum_fedformer", lambda a, b: ndiv.einsum("bhi,hio->bho", a, b),
      lambda t, a, b: t.einsum("bhi,hio->bho", a, b), ((2, 3, 4), (3, 4, 5))),
+    ("fourier_cross_softmax", lambda q, k: ndiv.einsum("bhxy,bhey->bhex", _complex_softmax(
+        ndiv.einsum("bhex,bhey->bhxy", q, k)), k), lambda t, q, k: t.einsum("bhxy,bhey->bhex", _complex_softmax_t(
+            t, t.einsum("bhex,bhey->bhxy", q, k)), k), ((1, 2, 3, 4), (1, 2, 3, 5))),
     ("where", lambda a, b: ndiv.where(np.array([[True, False, True, False]] * 3), a, b),
      lambda t, a, b: t.where(t.tensor([[True, False, True, False]] * 3), a, b), ((3, 4), (3, 4))),
 ]
+
+
+def _complex_softmax(z):
+    """FEDformer's softmax activation: softmax(|z|) back as a complex tensor."""
+    w = nn.functional.softmax(z.abs(), dim=-1)
+    return ndiv.complex(w, ndiv.zeros_like(w))
+
+
+def _complex_softmax_t(t, z):
+    w = t.softmax(z.abs(), dim=-1)
+    return t.complex(w, t.zeros_like(w))
 
 
 def _unary_rows():
