@@ -45,6 +45,7 @@ UNARY = [
     ("rdiv_scalar", lambda x: 1.5 / x, lambda t, x: 1.5 / x, (0.4, 2.0)),
     ("div_scalar", lambda x: x / 4.0, lambda t, x: x / 4.0),
     ("mul_complex_scalar", lambda x: x * (0.5 - 2j), lambda t, x: x * (0.5 - 2j)),
+    ("mul_numpy_complex64_scalar", lambda x: x * np.complex64(0.5 - 2j), lambda t, x: x * (0.5 - 2j)),
     ("rsub_complex_scalar", lambda x: (1 + 1j) - x, lambda t, x: (1 + 1j) - x),
     ("conj", lambda x: x.conj(), lambda t, x: x.conj()),
     ("abs", lambda x: x.abs(), lambda t, x: x.abs()),

@@ -169,7 +169,7 @@ class MulScalar(Function):
         return x * c
 
     def backward(self, gy):
-        return gy * _conj(self.c) if isinstance(self.c, complex) else gy * self.c
+        return gy * self.c.conjugate()  # every Python and NumPy number has conjugate()
 
 
 class RSubScalar(Function):
