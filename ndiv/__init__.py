@@ -8,9 +8,9 @@
 """
 from ndiv.autograd import Function, Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from ndiv.autograd.methods import (  # noqa: F401
-    abs, arange, cat, complex, concatenate, cos, cumsum, einsum, empty, erf, exp, expm1, eye, full, gather,
-    is_tensor, linspace, log, log1p, maximum, minimum, ones, ones_like, pad, rand, randn, relu, sigmoid, sin,
-    sqrt, stack, tanh, tensor, topk, where, zeros, zeros_like,
+    abs, angle, arange, cat, complex, concatenate, conj, cos, cumsum, einsum, empty, erf, exp, expm1, eye, full,
+    gather, imag, is_tensor, linspace, log, log1p, maximum, minimum, ones, ones_like, pad, rand, randn, real, relu,
+    sigmoid, sin, sqrt, stack, tanh, tensor, topk, where, zeros, zeros_like,
 )
 from ndiv.autograd.tensor import bool_, complex64, complex128, float16, float32, float64, int32, int64  # noqa: F401
 from ndiv.autograd.methods import (  # noqa: F401

@@ -95,6 +95,9 @@ def rand(*size, dtype=None, device: str = "cpu", requires_grad: bool = False) ->
     shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
     dtype = np.dtype(dtype or DEFAULT_DTYPE)
     data = _injected("rand", shape, False, 0.0, 1.0, f"rand{shape}")
+    if data is None and dtype.kind == "c":  # torch.rand(..., dtype=cfloat): both parts in [0, 1)
+        data = np.empty(shape, dtype)
+        data.real, data.imag = _RNG.random(shape), _RNG.random(shape)
     data = _RNG.random(shape) if data is None else data
     return Tensor(data.astype(dtype), requires_grad=requires_grad, device=device)
 

@@ -6,6 +6,11 @@ of the PyTorch/Hugging Face ecosystem: a file written by ndiv opens with
 `safetensors.torch.load_file`, and a file written by `safetensors.torch.save_file` opens here.
 Loading reads numbers only, so an untrusted file cannot run code.
 
+complex64 is a safetensors dtype (C64; torch's safetensors reads and writes it). complex128 is
+not: ndiv stores such an array as float64 with a trailing axis of 2 (real, imaginary) and lists
+its name in the header's metadata under "__ndiv_complex128__", so ndiv.load restores it (other
+readers see the float64 pairs, torch.view_as_complex's layout).
+
     ndiv.save(model.state_dict(), "nhits.safetensors", metadata={"model": "NHITS"})
     model.load_state_dict(ndiv.load("nhits.safetensors", expected=model.state_dict()))
 """
@@ -28,6 +33,14 @@ _SAVABLE = {np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16, np.uint
                                   np.uint32, np.int64, np.uint64, np.float16, np.float32,
                                   np.float64, np.complex64)}
 _LOADABLE = {"BOOL", "I8", "U8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "F32", "F64", "C64"}
+_COMPLEX128_KEY = "__ndiv_complex128__"  # metadata: JSON list of the names stored as float64 pairs
+
+
+def _complex128_as_pairs(a: np.ndarray) -> np.ndarray:
+    """complex128 [...] -> float64 [..., 2] (real, imaginary), C-contiguous."""
+    out = np.empty(a.shape + (2,), np.float64)
+    out[..., 0], out[..., 1] = a.real, a.imag
+    return out
 
 
 def _to_host_array(key: str, value) -> np.ndarray:
@@ -42,12 +55,10 @@ def _to_host_array(key: str, value) -> np.ndarray:
         raise TypeError(f"ndiv.save: the value of {key!r} is a {type(value).__name__}; expected an "
                         "array or a Tensor (numpy array, cupy array, ndiv.Tensor). Store "
                         "numbers as np.asarray(x) and options in metadata=")
-    if value.dtype not in _SAVABLE:
-        hint = ("save the real and imaginary parts as two float64 arrays"
-                if value.dtype == np.complex128 else "convert it to a numeric dtype such as float32")
+    if value.dtype not in _SAVABLE and value.dtype != np.complex128:
         raise ValueError(f"ndiv.save: the value of {key!r} has dtype {value.dtype}, which safetensors "
-                         f"cannot store; {hint}. Storable dtypes: "
-                         f"{', '.join(sorted(str(d) for d in _SAVABLE))}")
+                         f"cannot store; convert it to a numeric dtype such as float32. Storable "
+                         f"dtypes: {', '.join(sorted(str(d) for d in _SAVABLE | {np.dtype(np.complex128)}))}")
     # not np.ascontiguousarray: it turns a 0-d array into shape (1,)
     return value if value.flags.c_contiguous else value.copy(order="C")
 
@@ -61,7 +72,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
 
     Args:
         state_dict: str -> numpy/cupy array or ndiv Tensor (bool, int8-64, uint8-64,
-            float16/32/64, complex64).
+            float16/32/64, complex64, complex128).
         path: the file to write (its folder must exist), conventionally "*.safetensors".
         metadata: optional str -> str, stored in the header (e.g. a JSON config).
 
@@ -74,7 +85,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"ndiv.save: state_dict must be a mapping of names to arrays, got "
                         f"{type(state_dict).__name__}")
-    arrays = {}
+    arrays, pairs = {}, []
     for key, value in state_dict.items():
         if not isinstance(key, str):
             raise TypeError(f"ndiv.save: keys must be str, got {key!r} ({type(key).__name__})")
@@ -82,12 +93,20 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
             raise ValueError("ndiv.save: '__metadata__' is reserved by the safetensors format; "
                              "pass metadata= instead")
         arrays[key] = _to_host_array(key, value)
+        if arrays[key].dtype == np.complex128:
+            arrays[key] = _complex128_as_pairs(arrays[key])
+            pairs.append(key)
     if metadata is not None:
         if not isinstance(metadata, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise TypeError("ndiv.save: metadata must map str to str (json.dumps other values), "
                             f"got {metadata!r}")
+        if _COMPLEX128_KEY in metadata:
+            raise ValueError(f"ndiv.save: metadata key {_COMPLEX128_KEY!r} is reserved by ndiv "
+                             "(it lists the complex128 arrays); use another key")
         metadata = dict(metadata)
+    if pairs:
+        metadata = {**(metadata or {}), _COMPLEX128_KEY: json.dumps(pairs)}
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"ndiv.save: cannot write {path!r}: folder {folder!r} does not exist")
@@ -133,7 +152,8 @@ def _read_bfloat16(path: str, key: str) -> np.ndarray:
 
 
 def load(path: str | os.PathLike, expected: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Read a safetensors file into a dict name -> numpy array (bfloat16 widens to float32).
+    """Read a safetensors file into a dict name -> numpy array (bfloat16 widens to float32;
+    complex128 arrays that ndiv.save stored as float64 pairs come back as complex128).
 
     Args:
         path: a file written by ndiv.save or by safetensors (e.g. safetensors.torch.save_file).
@@ -164,8 +184,15 @@ def load(path: str | os.PathLike, expected: Mapping[str, Any] | None = None) -> 
                 else:
                     raise ValueError(f"ndiv.load: {path!r}: {key!r} has dtype {dtype}, which NumPy "
                                      "cannot hold; convert it to float32 before saving")
+            pairs = (f.metadata() or {}).get(_COMPLEX128_KEY)
     except SafetensorError as e:
         raise _not_safetensors(path, e) from None
+    for key in json.loads(pairs) if pairs else ():
+        a = out.get(key)
+        if a is None or a.dtype != np.float64 or a.shape[-1:] != (2,):
+            raise ValueError(f"ndiv.load: {path!r}: the header lists {key!r} as complex128, but the "
+                             "file holds no float64 [..., 2] array under that name (corrupt header?)")
+        out[key] = a[..., 0] + 1j * a[..., 1]
     if expected is not None:
         _check_expected(out, expected, path)
     return out
@@ -179,7 +206,9 @@ def load_metadata(path: str | os.PathLike) -> dict[str, str]:
     _check_file(path)
     try:
         with safe_open(path, framework="numpy") as f:
-            return dict(f.metadata() or {})
+            meta = dict(f.metadata() or {})
+            meta.pop(_COMPLEX128_KEY, None)  # ndiv's own bookkeeping, not the user's metadata
+            return meta
     except SafetensorError as e:
         raise _not_safetensors(path, e) from None
 

@@ -158,7 +158,8 @@ def test_torch_save_file_is_refused_with_a_hint(tmp_path):
     (None, TypeError, "the value of 'x' is a NoneType"),
     (np.array(["a", "b"]), ValueError, "the value of 'x' has dtype <U1, which safetensors cannot store"),
     (np.array([object()]), ValueError, "has dtype object"),
-    (np.zeros(2, np.complex128), ValueError, "complex128.*real and imaginary parts"),
+    (np.zeros(2, np.complex256) if hasattr(np, "complex256") else np.zeros(2, np.float16).astype("V2"),
+     ValueError, "which safetensors cannot store"),
 ])
 def test_bad_values(tmp_path, value, exc, match):
     with pytest.raises(exc, match=match):

@@ -45,9 +45,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
               max_elements: int = 4096, n_directions: int = 8, seed: int = 0) -> bool:
     """Check the gradients of fn(*inputs) for every input with requires_grad, in float64.
 
-    fn: callable of Tensors -> Tensor (or a tuple of Tensors); inputs: Tensors (float64
-    advised; other float inputs are compared in their own dtype) or other arguments passed as
-    they are. Returns True or raises GradcheckError with the worst element named.
+    fn: callable of Tensors -> Tensor (or a tuple of Tensors); inputs: Tensors (float64 or
+    complex128 where they require gradients) or other arguments passed as they are. A complex
+    input is perturbed along its real and its imaginary part: the analytic gradient must be
+    dL/dRe + i dL/dIm (torch's convention), and a complex output enters the projection as
+    <Re v, Re y> + <Im v, Im y>. Returns True or raises GradcheckError with the worst element named.
     """
     rng = np.random.default_rng(seed)
     inputs = list(inputs)
@@ -55,8 +57,11 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     if not diff:
         raise ValueError("gradcheck: no input has requires_grad=True")
     for i in diff:
-        if inputs[i].dtype.kind == "f" and inputs[i].dtype != np.float64:
-            raise ValueError(f"gradcheck: input {i} has dtype {inputs[i].dtype}; use float64 (x.double())")
+        dt = inputs[i].dtype
+        if dt.kind == "f" and dt != np.float64:
+            raise ValueError(f"gradcheck: input {i} has dtype {dt}; use float64 (x.double())")
+        if dt.kind == "c" and dt != np.complex128:
+            raise ValueError(f"gradcheck: input {i} has dtype {dt}; use complex128 (x.to(ndiv.complex128))")
 
     outs = _outputs(fn(*inputs))
     what = _describe(fn, outs)

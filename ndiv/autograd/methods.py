@@ -28,9 +28,13 @@ def _const(x, like: Tensor) -> Tensor:
     data = x
     if not isinstance(x, np.ndarray) and not _device.is_cuda_array(x):
         data = np.asarray(x)
-        kind = data.dtype.kind
-        if like.data.dtype.kind in "fc" and kind in "biuf":
-            data = data.astype(like.data.dtype)
+        kind, like_kind = data.dtype.kind, like.data.dtype.kind
+        if like_kind == "f" and kind in "biuf":
+            data = data.astype(like.data.dtype)          # numbers take like's float dtype
+        elif like_kind == "c" and kind in "biuf":
+            data = data.astype(like.data.real.dtype)     # real numbers at like's precision
+        elif like_kind in "fc" and kind == "c":
+            data = data.astype(np.result_type(like.data.dtype, np.complex64))
         elif kind == "f":
             data = data.astype(DEFAULT_DTYPE)
     if _device.is_cuda_array(like.data) and not _device.is_cuda_array(data):
@@ -263,7 +267,7 @@ Tensor.cumsum = lambda self, axis=None, *, dim=None: R.Cumsum.apply(self, axis=_
 # -- unary math --------------------------------------------------------------------------------
 _UNARY = {"exp": E.Exp, "log": E.Log, "log1p": E.Log1p, "expm1": E.Expm1, "sqrt": E.Sqrt, "abs": E.Abs,
           "tanh": E.Tanh, "sigmoid": E.Sigmoid, "relu": E.Relu, "sin": E.Sin, "cos": E.Cos, "erf": E.Erf,
-          "conj": E.Conj}
+          "conj": E.Conj, "angle": E.Angle}
 for _name, _fn in _UNARY.items():
     setattr(Tensor, _name, (lambda f: lambda self: f.apply(self))(_fn))
 Tensor.real = property(lambda self: E.Real.apply(self))
@@ -419,13 +423,24 @@ def empty(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _factory(np.empty, shape, dtype, device, requires_grad)
 
 
+def _draw(draw, s, d, scale=1.0):
+    """draw(shape) as dtype d; a complex dtype draws its real and imaginary parts apart (torch)."""
+    if d.kind != "c":
+        return draw(s).astype(d)
+    z = np.empty(s, d)
+    z.real, z.imag = draw(s) * scale, draw(s) * scale
+    return z
+
+
 def randn(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    """Standard normal samples from the global generator (ndiv.manual_seed)."""
-    return _factory(lambda s, d: get_rng().standard_normal(s).astype(d), shape, dtype, device, requires_grad)
+    """Standard normal samples from the global generator (ndiv.manual_seed); complex dtypes
+    draw each part with variance 1/2 (E|z|^2 = 1), as torch.randn."""
+    return _factory(lambda s, d: _draw(get_rng().standard_normal, s, d, 0.5 ** 0.5), shape, dtype, device, requires_grad)
 
 
 def rand(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    """Uniform samples in [0, 1) from the global generator; see ndiv.random.rand (injectable)."""
+    """Uniform [0, 1) samples from the global generator; see ndiv.random.rand (injectable).
+    Complex dtypes draw the real and imaginary parts each in [0, 1), as torch.rand(..., dtype=torch.cfloat)."""
     return _random.rand(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
@@ -563,8 +578,19 @@ def _unary_fn(name):
     return fn
 
 
-exp, log, log1p, expm1, sqrt, abs, tanh, sigmoid, relu, sin, cos, erf = (
-    _unary_fn(n) for n in ("exp", "log", "log1p", "expm1", "sqrt", "abs", "tanh", "sigmoid", "relu", "sin", "cos", "erf"))
+exp, log, log1p, expm1, sqrt, abs, tanh, sigmoid, relu, sin, cos, erf, conj, angle = (
+    _unary_fn(n) for n in ("exp", "log", "log1p", "expm1", "sqrt", "abs", "tanh", "sigmoid", "relu", "sin", "cos",
+                           "erf", "conj", "angle"))
+
+
+def real(x: Tensor) -> Tensor:
+    """Re x (torch.real): complex [...] -> real [...]."""
+    return x.real
+
+
+def imag(x: Tensor) -> Tensor:
+    """Im x (torch.imag): complex [...] -> real [...]."""
+    return x.imag
 
 
 def is_tensor(x) -> bool:
@@ -574,7 +600,7 @@ def is_tensor(x) -> bool:
 __all__ = ["tensor", "zeros", "ones", "full", "empty", "randn", "rand", "zeros_like", "ones_like", "arange",
            "linspace", "eye", "cat", "concatenate", "stack", "where", "maximum", "minimum", "einsum", "cumsum",
            "gather", "topk", "pad", "complex", "exp", "log", "log1p", "expm1", "sqrt", "abs", "tanh", "sigmoid",
-           "relu", "sin", "cos", "erf", "is_tensor"]
+           "relu", "sin", "cos", "erf", "conj", "angle", "real", "imag", "is_tensor"]
 
 
 # -- indexed writes, sorting, triangles and other torch ops (issue 12, part 6) ------------------

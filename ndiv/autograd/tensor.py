@@ -48,6 +48,8 @@ class Tensor:
             data = np.asarray(data, dtype=dtype)
         if dtype is None and from_python and data.dtype == np.float64:
             data = data.astype(DEFAULT_DTYPE)  # like torch: Python floats become float32
+        elif dtype is None and from_python and data.dtype == np.complex128:
+            data = data.astype(np.complex64)   # and Python complex numbers complex64
         self.data = data
         self.grad = None
         self._ctx = None
@@ -370,6 +372,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 if g.shape != p.data.shape:
                     g = _sum_to_shape(g, p.data.shape)
                 if g.dtype != p.data.dtype:
+                    if g.dtype.kind == "c" and p.data.dtype.kind != "c":
+                        g = g.real  # a real input of a complex op: dL/dx is the real part (torch)
                     g = g.astype(p.data.dtype)
                 if c is None:
                     if p._hooks:

@@ -2,7 +2,9 @@
 
 Every draw comes from ndiv's global generator (`ndiv.manual_seed`), on the CPU, then is copied
 into the tensor's array (so it also works for 'cuda' tensors). The values differ from torch's
-(another generator); the distributions are the same.
+(another generator); the distributions are the same. Complex tensors draw their real and
+imaginary parts apart, as torch: uniform_ puts each part in [a, b), normal_ gives each part
+mean `mean` and standard deviation std / sqrt(2) (so E|z - mean(1 + i)|^2 = std^2).
 """
 from __future__ import annotations
 
@@ -65,11 +67,28 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _is_complex(tensor) -> bool:
+    return isinstance(tensor, Tensor) and tensor.data.dtype.kind == "c"
+
+
+def _real_only(tensor: Tensor, name: str) -> None:
+    if _is_complex(tensor):
+        raise TypeError(f"{name}: not defined for complex tensors (got dtype {tensor.dtype}), as in "
+                        "torch; initialise the real and imaginary parts apart")
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, get_rng().uniform(a, b, size=tensor.shape))
+    values = get_rng().uniform(a, b, size=tensor.shape)
+    if _is_complex(tensor):
+        values = values + 1j * get_rng().uniform(a, b, size=tensor.shape)
+    return _fill(tensor, values)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    if _is_complex(tensor):
+        s = std / math.sqrt(2.0)
+        return _fill(tensor, get_rng().normal(mean, s, size=tensor.shape)
+                     + 1j * get_rng().normal(mean, s, size=tensor.shape))
     return _fill(tensor, get_rng().normal(mean, std, size=tensor.shape))
 
 
@@ -120,6 +139,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinea
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0) -> Tensor:
     """Normal(mean, std) truncated to [a, b] (absolute bounds, as in torch), by the inverse CDF."""
+    _real_only(tensor, "trunc_normal_")
     from scipy.special import erfinv
 
     def norm_cdf(x):
@@ -133,6 +153,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """A (semi-)orthogonal matrix from the QR of a normal draw, signs fixed as in torch."""
+    _real_only(tensor, "orthogonal_")
     if tensor.ndim < 2:
         raise ValueError(f"Only tensors with 2 or more dimensions are supported, got shape {tuple(tensor.shape)}")
     if tensor.size == 0:

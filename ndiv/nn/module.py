@@ -379,6 +379,9 @@ class Module:
         """Move parameters and buffers in place; dtype converts only floating-point tensors.
 
         Accepts to('cuda'), to(np.float64), to('float64'), to(device=..., dtype=...).
+        A floating dtype leaves complex tensors as they are (torch's double()/float(); torch's
+        to(float64) would drop their imaginary parts); a complex dtype converts the floating
+        and the complex tensors, as torch's to(complex128).
         """
         if dtype is None and device is not None and not _is_device(device) and _is_dtype(device):
             device, dtype = None, device
@@ -386,13 +389,14 @@ class Module:
             device = _device.check_device(device)
         if dtype is not None:
             dtype = np.dtype(dtype)
-            if dtype.kind != "f":
-                raise TypeError(f"Module.to only accepts floating point dtypes, got {dtype}")
+            if dtype.kind not in "fc":
+                raise TypeError(f"Module.to only accepts floating point or complex dtypes, got {dtype}")
+        kinds = "fc" if dtype is not None and dtype.kind == "c" else "f"
 
         def convert(data):
             if device is not None and _device.device_of(data) != device:
                 data = _device.to_device(data, device)
-            if dtype is not None and data.dtype.kind == "f" and data.dtype != dtype:
+            if dtype is not None and data.dtype.kind in kinds and data.dtype != dtype:
                 data = data.astype(dtype)
             return data
 

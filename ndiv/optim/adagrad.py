@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ndiv.device import array_module
-from ndiv.optim.optimizer import Optimizer, _check, _grad
+from ndiv.optim.optimizer import Optimizer, _check, _grad, _view_as_real
 
 
 class Adagrad(Optimizer):
@@ -16,7 +16,8 @@ class Adagrad(Optimizer):
     Args: params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
         eps=1e-10, maximize=False.
     State per parameter: "step" and "sum" (p's shape, filled with initial_accumulator_value),
-    made when the parameter joins the optimizer, as torch does.
+    made when the parameter joins the optimizer, as torch does. A complex p is updated on its
+    real view and its "sum" starts at value + i value, as torch.
 
     Example:
         >>> opt = Adagrad(model.parameters(), lr=0.1, initial_accumulator_value=0.1)  # doctest: +SKIP
@@ -48,7 +49,8 @@ class Adagrad(Optimizer):
         xp = array_module(p.data)
         state = self.state[p]
         state["step"] = 0
-        state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+        init = group["initial_accumulator_value"]
+        state["sum"] = xp.full_like(p.data, complex(init, init) if p.data.dtype.kind == "c" else init)
         return state
 
     def step(self, closure: Callable | None = None):
@@ -65,17 +67,18 @@ class Adagrad(Optimizer):
                 if not state:  # e.g. after load_state_dict of a dict without this parameter
                     state = self._init_state(p, group)
                 state["step"] = t = state["step"] + 1
-                g = _grad(p, maximize)
+                pd = _view_as_real(p.data)          # p.data itself, or a complex p's real view
+                g = _view_as_real(_grad(p, maximize))
                 if wd != 0:
-                    g = xp.add(g, xp.multiply(p.data, wd))
+                    g = xp.add(g, xp.multiply(pd, wd))
                 clr = lr / (1 + (t - 1) * lr_decay)
-                s = state["sum"]
-                tmp = xp.empty_like(p.data)         # an array, also for 0-d p (ufuncs give scalars)
+                s = _view_as_real(state["sum"])
+                tmp = xp.empty_like(pd)             # an array, also for 0-d p (ufuncs give scalars)
                 xp.multiply(g, g, out=tmp)
                 s += tmp
                 xp.sqrt(s, out=tmp)
                 tmp += eps
                 xp.divide(g, tmp, out=tmp)
                 tmp *= clr
-                p.data -= tmp
+                pd -= tmp
         return loss

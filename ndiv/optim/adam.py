@@ -7,7 +7,7 @@ import numpy as np
 from collections.abc import Callable, Iterable
 
 from ndiv.device import array_module
-from ndiv.optim.optimizer import Optimizer, _check, _grad
+from ndiv.optim.optimizer import Optimizer, _check, _grad, _view_as_real
 
 
 class Adam(Optimizer):
@@ -20,7 +20,8 @@ class Adam(Optimizer):
     Args: params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
         maximize=False.
     State per parameter: "step" (int), "exp_avg", "exp_avg_sq" (and "max_exp_avg_sq" with
-    amsgrad), arrays of p's shape, made at the parameter's first gradient.
+    amsgrad), arrays of p's shape, made at the parameter's first gradient. A complex p is
+    updated on its real view, as torch: v holds g_re^2 and g_im^2 in its real and imaginary parts.
 
     Example:
         >>> opt = Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))  # doctest: +SKIP
@@ -64,15 +65,16 @@ class Adam(Optimizer):
                     state["exp_avg"] = xp.zeros_like(p.data)
                     state["exp_avg_sq"] = xp.zeros_like(p.data)
                 state["step"] = t = state["step"] + 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m, v = _view_as_real(state["exp_avg"]), _view_as_real(state["exp_avg_sq"])
+                pd = _view_as_real(p.data)        # p.data itself, or a complex p's real view
 
-                g = _grad(p, maximize)
+                g = _view_as_real(_grad(p, maximize))
                 if wd != 0:
                     if self._decoupled:
-                        p.data *= 1 - lr * wd
+                        pd *= 1 - lr * wd
                     else:
-                        g = xp.add(g, xp.multiply(p.data, wd))
-                tmp = xp.empty_like(p.data)       # an array, also for 0-d p (ufuncs give scalars)
+                        g = xp.add(g, xp.multiply(pd, wd))
+                tmp = xp.empty_like(pd)           # an array, also for 0-d p (ufuncs give scalars)
                 xp.subtract(g, m, out=tmp)        # m.lerp_(g, 1 - beta1), as torch computes it
                 tmp *= 1 - beta1
                 m += tmp
@@ -84,6 +86,7 @@ class Adam(Optimizer):
                     vmax = state.get("max_exp_avg_sq")
                     if vmax is None:
                         vmax = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                    vmax = _view_as_real(vmax)
                     xp.maximum(vmax, v, out=vmax)
                     v = vmax
                 step_size = lr / (1 - beta1 ** t)
@@ -92,7 +95,7 @@ class Adam(Optimizer):
                 tmp += eps
                 xp.divide(m, tmp, out=tmp)
                 tmp *= step_size
-                p.data -= tmp
+                pd -= tmp
         return loss
 
 
@@ -102,7 +105,7 @@ class Adam(Optimizer):
     # gradient, the moments live in flat arrays (each state entry is a view into them), the
     # parameters and gradients are gathered into flat buffers, the update is ~10 calls on those,
     # and each p.data is written back in place: ~2 calls per parameter instead of ~12.
-    # Elementwise, the arithmetic is exactly the loop's.
+    # Elementwise, the arithmetic is exactly the loop's (complex groups: on the real views).
 
     def _flat_step(self, gi: int, group: dict) -> bool:
         params = group["params"]
@@ -137,6 +140,7 @@ class Adam(Optimizer):
         t = steps.pop() + 1
         for p in params:
             self.state[p]["step"] = t
+        P, M, V, G = (_view_as_real(a) for a in (P, M, V, G))  # the update acts per real part
         tmp = np.subtract(G, M)
         tmp *= 1 - beta1
         M += tmp

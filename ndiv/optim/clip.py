@@ -22,7 +22,7 @@ def _norm(g, norm_type: float) -> float:
         return 0.0
     if norm_type == 2.0:
         flat = g.ravel()
-        return math.sqrt(float(xp.vdot(flat, flat)))  # one BLAS pass, no |g|**2 temporary
+        return math.sqrt(float(xp.vdot(flat, flat).real))  # one BLAS pass; sum |g|^2 for complex g
     if math.isinf(norm_type):
         a = xp.abs(g)
         return float(a.max() if norm_type > 0 else a.min())
@@ -42,7 +42,7 @@ def clip_grad_norm_(parameters: Iterable, max_norm: float, norm_type: float = 2.
 
     The total norm is the norm of the per-parameter norms (torch's definition); gradients are
     multiplied by min(1, max_norm / (total + 1e-6)) in place. Parameters without a gradient
-    are skipped.
+    are skipped. Complex gradients count by their modulus |g|, as torch.
 
     Args:
         parameters: a parameter or an iterable of them (e.g. model.parameters()).
@@ -76,5 +76,10 @@ def clip_grad_value_(parameters: Iterable, clip_value: float) -> None:
         >>> loss.backward(); clip_grad_value_(model.parameters(), 0.5); opt.step()  # doctest: +SKIP
     """
     clip_value = float(clip_value)
-    for g in _grads(parameters):
+    grads = _grads(parameters)
+    for g in grads:
+        if g.dtype.kind == "c":
+            raise TypeError(f"clip_grad_value_: a gradient is complex ({g.dtype}), which has no "
+                            "order to clamp (torch refuses too); use clip_grad_norm_, which scales by |g|")
+    for g in grads:
         array_module(g).clip(g, -clip_value, clip_value, out=g)

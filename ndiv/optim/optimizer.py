@@ -8,6 +8,11 @@ Parameters are duck-typed: anything with `.data` (a numpy or cupy array) and `.g
 of the same shape, or None) works, which is what ndiv.nn.Parameter and ndiv.Tensor give.
 Updates are written against `array_module(p.data)`, so the same code runs on CuPy arrays.
 
+Complex parameters are updated as torch.optim does: on their real view (`_view_as_real`, torch's
+`view_as_real`: [...] complex -> [..., 2] real, the same memory), so Adam's second moment is
+g_re^2 and g_im^2 per part, not g^2. Their state arrays stay complex, of p's shape and dtype,
+as torch's, so state dicts carry over.
+
     opt = ndiv.optim.SGD([{"params": body.parameters()},
                           {"params": head.parameters(), "lr": 1e-2}], lr=1e-3, momentum=0.9)
     loss.backward(); opt.step(); opt.zero_grad()
@@ -82,7 +87,10 @@ def _value_like(v, like, key: str, index: int):
             f"load_state_dict: state[{index}][{key!r}] has shape {host.shape}, but parameter "
             f"{index} has shape {like.shape}; the state dict belongs to other parameters")
     xp = array_module(like)
-    dtype = like.dtype if np.issubdtype(host.dtype, np.floating) else host.dtype
+    dtype = like.dtype if np.issubdtype(host.dtype, np.inexact) else host.dtype
+    if host.dtype.kind == "c" and like.dtype.kind != "c":
+        raise ValueError(f"load_state_dict: state[{index}][{key!r}] is complex ({host.dtype}), but "
+                         f"parameter {index} is real ({like.dtype}); the state dict belongs to other parameters")
     return xp.array(host, dtype=dtype, copy=True)
 
 
@@ -266,6 +274,18 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {g[k]}" for k in sorted(g) if k not in ("params", "param_names")]
         return "\n".join(lines + [")"])
+
+
+def _view_as_real(a):
+    """A complex array as a real [..., 2] view of the same memory (torch.view_as_real); a real
+    array as it is. In-place updates of the view update the complex array."""
+    if a.dtype.kind != "c":
+        return a
+    if a.flags.c_contiguous:
+        return a.reshape(a.shape + (1,)).view(a.real.dtype)  # [..., 1] complex -> [..., 2] real
+    xp = array_module(a)
+    half = a.dtype.itemsize // 2
+    return xp.lib.stride_tricks.as_strided(a.real, shape=a.shape + (2,), strides=a.strides + (half,))
 
 
 def _check(ok: bool, what: str, arg: str, value, expected: str) -> None:

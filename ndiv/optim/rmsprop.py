@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ndiv.device import array_module
-from ndiv.optim.optimizer import Optimizer, _check, _grad
+from ndiv.optim.optimizer import Optimizer, _check, _grad, _view_as_real
 
 
 class RMSprop(Optimizer):
@@ -17,6 +17,7 @@ class RMSprop(Optimizer):
     Args: params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
         maximize=False.
     State per parameter: "step", "square_avg" (+ "momentum_buffer", "grad_avg" when used).
+    A complex p is updated on its real view, as torch (v holds g_re^2 and g_im^2).
 
     Example:
         >>> opt = RMSprop(model.parameters(), lr=1e-3, momentum=0.9, centered=True)  # doctest: +SKIP
@@ -51,12 +52,13 @@ class RMSprop(Optimizer):
                     state["step"] = 0
                     state["square_avg"] = xp.zeros_like(p.data)
                 state["step"] += 1
-                g = _grad(p, maximize)
+                pd = _view_as_real(p.data)          # p.data itself, or a complex p's real view
+                g = _view_as_real(_grad(p, maximize))
                 if wd != 0:
-                    g = xp.add(g, xp.multiply(p.data, wd))
-                v = state["square_avg"]
+                    g = xp.add(g, xp.multiply(pd, wd))
+                v = _view_as_real(state["square_avg"])
                 v *= alpha                          # v = alpha * v + (1 - alpha) * g * g
-                tmp = xp.empty_like(p.data)         # an array, also for 0-d p (ufuncs give scalars)
+                tmp = xp.empty_like(pd)             # an array, also for 0-d p (ufuncs give scalars)
                 xp.multiply(g, 1 - alpha, out=tmp)
                 tmp *= g
                 v += tmp
@@ -64,6 +66,7 @@ class RMSprop(Optimizer):
                     ga = state.get("grad_avg")
                     if ga is None:
                         ga = state["grad_avg"] = xp.zeros_like(p.data)
+                    ga = _view_as_real(ga)
                     xp.subtract(g, ga, out=tmp)     # ga.lerp_(g, 1 - alpha)
                     tmp *= 1 - alpha
                     ga += tmp
@@ -78,10 +81,11 @@ class RMSprop(Optimizer):
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         buf = state["momentum_buffer"] = xp.zeros_like(p.data)
+                    buf = _view_as_real(buf)
                     buf *= mom
                     buf += tmp
                     tmp = xp.multiply(buf, lr)
                 else:
                     tmp *= lr
-                p.data -= tmp
+                pd -= tmp
         return loss

@@ -1,8 +1,10 @@
 """Elementwise ops, one Function each: forward and its derivative side by side.
 
 Binary ops broadcast as NumPy does and return gradients in the broadcast shape; the tape sums
-them back to each input's shape. Complex inputs follow torch's convention (the gradient is
-dL/dRe + i dL/dIm), hence the conj() in mul, div and the matmuls.
+them back to each input's shape. Complex inputs follow torch's convention: the gradient of a
+real loss L is dL/dRe + i dL/dIm, so a holomorphic f passes gy * conj(f'(z)) back (the conj()
+below is a no-op on real arrays). Ops that need an order (relu, clip, maximum, minimum) refuse
+complex input, as torch does.
 """
 from __future__ import annotations
 
@@ -23,6 +25,14 @@ def _binary_out(ufunc, a, b):
 
 def _conj(x):
     return x.conj() if x.dtype.kind == "c" else x
+
+
+def _real_only(op, *xs):
+    """TypeError for complex input to an op that compares values (complex numbers have no order)."""
+    for x in xs:
+        if x.dtype.kind == "c":
+            raise TypeError(f"{op}: complex input (dtype {x.dtype}) has no order; apply {op} to "
+                            "x.real, x.imag or x.abs() instead")
 
 
 def _shapes_error(op, a, b, e):
@@ -95,16 +105,19 @@ class Pow(Function):
     def backward(self, gy):
         a, b, y = self.saved
         xp = array_module(a)
-        ga = gy * b * a ** (b - 1) if self.needs_input_grad[0] else None
+        ga = gy * _conj(b * a ** (b - 1)) if self.needs_input_grad[0] else None
         gb = None
         if self.needs_input_grad[1]:
-            gb = gy * y * xp.log(xp.where(a > 0, a, 1))  # d/db a^b = a^b log a; 0 where a <= 0
+            # d/db a^b = a^b log a; 0 where a <= 0 (real) or a == 0 (complex), as torch
+            ok = a != 0 if a.dtype.kind == "c" else a > 0
+            gb = gy * _conj(y * xp.log(xp.where(ok, a, 1)))
         return ga, gb
 
 
 class Maximum(Function):
     """max(a, b); ties split the gradient in halves (as torch.maximum)."""
     def forward(self, a, b):
+        _real_only("maximum", a, b)
         self.save_for_backward(a, b)
         return array_module(a).maximum(a, b)
 
@@ -117,6 +130,7 @@ class Maximum(Function):
 class Minimum(Function):
     """min(a, b); ties split the gradient in halves (as torch.minimum)."""
     def forward(self, a, b):
+        _real_only("minimum", a, b)
         self.save_for_backward(a, b)
         return array_module(a).minimum(a, b)
 
@@ -155,7 +169,7 @@ class MulScalar(Function):
         return x * c
 
     def backward(self, gy):
-        return gy * self.c
+        return gy * self.c.conjugate()  # every Python and NumPy number has conjugate()
 
 
 class RSubScalar(Function):
@@ -176,7 +190,7 @@ class RDivScalar(Function):
 
     def backward(self, gy):
         x, y = self.saved
-        return -gy * y / x
+        return -gy * _conj(y / x)
 
 
 class PowScalar(Function):
@@ -192,10 +206,10 @@ class PowScalar(Function):
         (x,) = self.saved
         c = self.c
         if c == 2:
-            return gy * (x + x)
+            return gy * _conj(x + x)
         if c == 1:
             return gy
-        return gy * (c * x ** (c - 1))
+        return gy * _conj(c * x ** (c - 1))
 
 
 class RPowScalar(Function):
@@ -208,7 +222,7 @@ class RPowScalar(Function):
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy * y * array_module(y).log(self.c)
+        return gy * _conj(y) * array_module(y).log(self.c)
 
 
 # -- unary -------------------------------------------------------------------------------------
@@ -228,7 +242,7 @@ class Exp(Function):
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy * y
+        return gy * _conj(y)
 
 
 class Log(Function):
@@ -238,7 +252,7 @@ class Log(Function):
 
     def backward(self, gy):
         (x,) = self.saved
-        return gy / x
+        return gy / _conj(x)
 
 
 class Log1p(Function):
@@ -248,7 +262,7 @@ class Log1p(Function):
 
     def backward(self, gy):
         (x,) = self.saved
-        return gy / (1 + x)
+        return gy / _conj(1 + x)
 
 
 class Expm1(Function):
@@ -259,7 +273,7 @@ class Expm1(Function):
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy * (y + 1)
+        return gy * _conj(y + 1)
 
 
 class Sqrt(Function):
@@ -270,7 +284,7 @@ class Sqrt(Function):
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy / (2 * y)
+        return gy / _conj(2 * y)
 
 
 class Abs(Function):
@@ -296,22 +310,27 @@ class Tanh(Function):
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy * (1 - y * y)
+        return gy * _conj(1 - y * y)
 
 
 class Sigmoid(Function):
     def forward(self, x):
         xp = array_module(x)
-        # exp of -|x| never overflows: sigmoid(x) = e^min(x,0) / (1 + e^-|x|)
-        e = xp.exp(-xp.abs(x))
-        y = xp.where(x >= 0, 1, e) / (1 + e)
+        if x.dtype.kind == "c":  # the same split on Re z: |e^w| = e^Re w <= 1 never overflows
+            neg = x.real < 0
+            e = xp.exp(xp.where(neg, x, -x))
+            y = xp.where(neg, e / (1 + e), 1 / (1 + e))
+        else:
+            # exp of -|x| never overflows: sigmoid(x) = e^min(x,0) / (1 + e^-|x|)
+            e = xp.exp(-xp.abs(x))
+            y = xp.where(x >= 0, 1, e) / (1 + e)
         y = y.astype(x.dtype, copy=False)
         self.save_for_backward(y)
         return y
 
     def backward(self, gy):
         (y,) = self.saved
-        return gy * y * (1 - y)
+        return gy * _conj(y * (1 - y))
 
 
 
@@ -330,6 +349,7 @@ class LogSigmoid(Function):
 class Relu(Function):
     """max(x, 0); relu'(0) = 0 as in torch."""
     def forward(self, x):
+        _real_only("relu", x)
         xp = array_module(x)
         out = out_buffer(xp, x.shape, x.dtype, x.nbytes) if pool.enabled else None
         y = xp.maximum(x, 0, out=out)
@@ -346,6 +366,7 @@ class Relu(Function):
 class Clip(Function):
     """clip(x, lo, hi); the gradient passes where lo <= x <= hi (torch.clamp's rule)."""
     def forward(self, x, lo, hi):
+        _real_only("clip", x)
         self.save_for_backward(x)
         self.lo, self.hi = lo, hi
         return array_module(x).clip(x, lo, hi)
@@ -380,7 +401,7 @@ class Sin(Function):
 
     def backward(self, gy):
         (x,) = self.saved
-        return gy * array_module(x).cos(x)
+        return gy * _conj(array_module(x).cos(x))
 
 
 class Cos(Function):
@@ -390,7 +411,7 @@ class Cos(Function):
 
     def backward(self, gy):
         (x,) = self.saved
-        return -gy * array_module(x).sin(x)
+        return -gy * _conj(array_module(x).sin(x))
 
 
 class Erf(Function):
@@ -401,29 +422,52 @@ class Erf(Function):
     def backward(self, gy):
         (x,) = self.saved
         xp = array_module(x)
-        return gy * (2 / xp.sqrt(xp.pi)) * xp.exp(-x * x)
+        return gy * (2 / xp.sqrt(xp.pi)) * _conj(xp.exp(-x * x))
 
 
 class Real(Function):
+    """Re z: complex [...] -> real [...] of the matching precision (a real z passes through)."""
     def forward(self, z):
+        self.dtype = z.dtype
         return z.real.copy()
 
     def backward(self, gy):
-        return gy + 0j
+        return gy.astype(self.dtype) if self.dtype.kind == "c" else gy  # dL/dRe + i * 0
 
 
 class Imag(Function):
+    """Im z: complex [...] -> real [...]; torch refuses real z, and so does this."""
     def forward(self, z):
+        if z.dtype.kind != "c":
+            raise TypeError(f"imag: needs a complex tensor, got dtype {z.dtype} (its imaginary "
+                            "part would be zero); convert with ndiv.complex(x, zeros_like(x))")
+        self.dtype = z.dtype
         return z.imag.copy()
 
     def backward(self, gy):
-        return gy * 1j
+        g = array_module(gy).zeros(gy.shape, self.dtype)
+        g.imag = gy                                 # 0 + i dL/dIm
+        return g
 
 
 class Complex(Function):
-    """z = re + i im from two real arrays."""
+    """z = re + i im from two real arrays of one dtype (broadcast): float32 -> complex64,
+    float64 -> complex128, as torch.complex."""
     def forward(self, re, im):
-        return re + 1j * im
+        for name, x in (("real", re), ("imag", im)):
+            if x.dtype.kind != "f":
+                raise TypeError(f"complex: {name} must be a floating-point tensor, got dtype {x.dtype}")
+        if re.dtype != im.dtype:
+            raise TypeError(f"complex: real and imag must have the same dtype, got {re.dtype} and "
+                            f"{im.dtype}; cast one with .to()")
+        xp = array_module(re)
+        try:
+            shape = xp.broadcast_shapes(re.shape, im.shape)
+        except ValueError as e:
+            raise _shapes_error("complex", re, im, e) from None
+        z = xp.empty(shape, xp.result_type(re.dtype, xp.complex64))
+        z.real, z.imag = re, im
+        return z
 
     def backward(self, gz):
         return gz.real, gz.imag
@@ -435,6 +479,24 @@ class Conj(Function):
 
     def backward(self, gy):
         return gy.conj()
+
+
+class Angle(Function):
+    """arg z = atan2(Im z, Re z): complex [...] -> real [...] (real z: 0 or pi, zero gradient).
+    Complex z: the gradient is gy * i z / |z|^2, 0 at z = 0 (torch's angle_backward)."""
+    def forward(self, z):
+        self.save_for_backward(z)
+        xp = array_module(z)
+        y = xp.angle(z)
+        return y.astype(z.real.dtype, copy=False)
+
+    def backward(self, gy):
+        (z,) = self.saved
+        xp = array_module(z)
+        if z.dtype.kind != "c":
+            return xp.zeros_like(gy)
+        a2 = (z * z.conj()).real
+        return gy * xp.where(a2 > 0, 1j * z / xp.where(a2 > 0, a2, 1), 0)
 
 
 def special(x):
