@@ -360,3 +360,18 @@ def test_complex64_safetensors_interoperate_with_torch(tmp_path):
     back = st.load_file(str(tmp_path / "n.safetensors"))
     assert back["weights1"].dtype == torch.complex64
     np.testing.assert_array_equal(back["weights1"].numpy(), m.weights1.data)
+
+
+@pytest.mark.parametrize("op", ["var", "prod"])
+def test_complex_var_and_prod_match_torch(op):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))).astype(np.complex128)
+    x = ndiv.tensor(z, requires_grad=True)
+    t = torch.tensor(z, requires_grad=True)
+    y, ty = getattr(x, op)(axis=1), getattr(t, op)(dim=1)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12)
+    g = rng.standard_normal(y.shape) + (1j * rng.standard_normal(y.shape) if y.dtype.kind == "c" else 0)
+    y.backward(g.astype(y.dtype))
+    ty.backward(torch.tensor(g.astype(y.dtype)))
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-10)

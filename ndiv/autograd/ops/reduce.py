@@ -68,7 +68,8 @@ class Var(Function):
         d = x - mu
         self.save_for_backward(d)
         xp = array_module(x)
-        s = (d * d).sum(axis=self.axes, keepdims=keepdims)
+        # |d|^2: a complex input has a real variance (torch); its gradient below is 2 d / n (torch's convention)
+        s = ((d * d.conj()).real if d.dtype.kind == "c" else d * d).sum(axis=self.axes, keepdims=keepdims)
         return s / self.denom if self.denom > 0 else s * xp.nan
 
     def backward(self, gy):
@@ -158,4 +159,4 @@ class Prod(Function):
         # y / x where x != 0; the exact product of the others where x == 0
         safe = xp.where(x == 0, 1, x)
         others = xp.where(x == 0, (xp.where(x == 0, 1, x)).prod(axis=self.axes, keepdims=True) * ((x == 0).sum(axis=self.axes, keepdims=True) == 1), y / safe)
-        return gy * others
+        return gy * (others.conj() if others.dtype.kind == "c" else others)  # conjugated derivative (torch)
