@@ -290,7 +290,7 @@ def _check_finite(x, where, column, uids, codes, ds, what_to_do):
     if huge.size:
         i = huge[0]
         raise ValueError(f"column {column!r} has {huge.size} value{'s' if huge.size > 1 else ''} beyond float32's "
-                         f"range (|x| > {_F32_MAX:.4g}); first: {x[i]!r} in series {_q(uids[codes[i]])} at "
+                         f"range (|x| > {_F32_MAX:.4g}); first: {float(x[i]):.6g} in series {_q(uids[codes[i]])} at "
                          f"{_fmt(ds[i])}. Rescale the column (e.g. divide it by a constant) before fitting")
     bad = np.flatnonzero(where & ~np.isfinite(x))
     if bad.size:
@@ -322,7 +322,7 @@ def _static_table(static_df, uids, id_col):
         x = as_float(cols[c], c)[rows]
         huge = np.flatnonzero(np.isfinite(x) & (np.abs(x) > _F32_MAX))
         if huge.size:
-            raise ValueError(f"static_df column {c!r} is {x[huge[0]]!r} for series {_q(uids[huge[0]])}, beyond "
+            raise ValueError(f"static_df column {c!r} is {float(x[huge[0]]):.6g} for series {_q(uids[huge[0]])}, beyond "
                              f"float32's range (|x| > {_F32_MAX:.4g}); rescale the static feature")
         bad = np.flatnonzero(~np.isfinite(x))
         if bad.size:
