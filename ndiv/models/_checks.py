@@ -56,7 +56,6 @@ def _mlp_units(v) -> bool:
 
 POSITIVE_INT = Rule(lambda v: is_int(v) and v >= 1, "a positive integer")
 NON_NEGATIVE_INT = Rule(lambda v: is_int(v) and v >= 0, "an integer >= 0")
-INT = Rule(is_int, "an integer")
 BOOL = Rule(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
 POSITIVE_NUMBER = Rule(lambda v: is_number(v) and v > 0, "a finite number > 0")
 POSITIVE_INT_OR_NONE = Rule(lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or None")
@@ -90,8 +89,8 @@ SHARED_RULES = dict(
                            "a finite number > 0, or None/0 for no clipping"),
     random_seed=Rule(lambda v: v is None or is_int(v), "an integer in [0, 2**32) or None", TypeError),
     start_padding_enabled=BOOL,
-    exclude_insample_y=BOOL,
-    drop_last_loader=BOOL,
+    exclude_insample_y=BOOL_OR_NONE,        # NF types these Union[bool, None]; None is False
+    drop_last_loader=BOOL_OR_NONE,
     dedupe_windows=BOOL,
     enable_progress_bar=BOOL_OR_NONE,
     n_series=POSITIVE_INT_OR_NONE,

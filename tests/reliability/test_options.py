@@ -48,7 +48,7 @@ TINY = dict(h=4, input_size=8)
     (lambda: MLP(**TINY, optimizer=ndiv.optim.SGD([ndiv.nn.Parameter(np.zeros(1, np.float32))], lr=0.1)),
      TypeError, r"MLP: optimizer must be a subclass of ndiv.optim.Optimizer \(the class, not an instance\)"),
     (lambda: MLP(**TINY, hist_exog_list="price"), TypeError, r"MLP: hist_exog_list must be a list of column names or None, got 'price'"),
-    (lambda: MLP(**TINY, drop_last_loader="yes"), ValueError, r"MLP: drop_last_loader must be True or False"),
+    (lambda: MLP(**TINY, drop_last_loader="yes"), ValueError, r"MLP: drop_last_loader must be True, False or None"),
     (lambda: MLP(**TINY, training_data_availability_threshold=2), ValueError, r"MLP: training_data_availability_threshold"),
     (lambda: MLP(**TINY, max_epochs=3), ValueError, r"MLP: max_epochs is not supported, use max_steps"),
 ])
