@@ -13,6 +13,7 @@ data needed to predict) and safetensors weights: loading never unpickles.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Sequence
@@ -25,8 +26,24 @@ from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, c
 from ndiv.data.local_scalers import LocalScaler
 from ndiv.device import to_device
 from ndiv.models import MODELS, BaseModel
+from ndiv.models.base import restore_state, snapshot_state
 
 FORMAT_VERSION = 1
+
+
+def _transactional(method):
+    """Run a Forecaster method that trains, and on any exception (KeyboardInterrupt included)
+    put the models' weights and state and the Forecaster's data back as they were, then re-raise:
+    an interrupted refit never leaves new data next to half-trained weights."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = self._snapshot()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self._restore(saved)
+            raise
+    return wrapper
 
 
 class Forecaster:
@@ -47,6 +64,10 @@ class Forecaster:
         for m in models:
             if not isinstance(m, BaseModel):
                 raise TypeError(f"models must be ndiv models (ndiv.models.*), got {type(m).__name__}")
+        horizons = {str(m): m.h for m in models}
+        if len(set(horizons.values())) > 1:
+            raise ValueError(f"the models have different horizons h ({', '.join(f'{k}: h={v}' for k, v in horizons.items())}); "
+                             "every model of a Forecaster must forecast the same h steps: build them with one h")
         names = [str(m) for m in models]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -90,15 +111,37 @@ class Forecaster:
                 ds.check_min_length(need, str(m), f"(input_size={m.input_size} + h={m.h} + val_size={val_size} "
                                     f"+ test_size={test_size})")
 
+    def _check_val_size(self, val_size) -> None:
+        """NeuralForecast's rule: no validation (0) or at least one horizon of it."""
+        if not isinstance(val_size, (int, np.integer)) or isinstance(val_size, bool) or val_size < 0:
+            raise ValueError(f"val_size must be a non-negative integer, got {val_size!r}")
+        if 0 < val_size < self.h:
+            raise ValueError(f"val_size={val_size} is shorter than the horizon h={self.h}: a validation window "
+                             f"needs h steps; pass val_size=0 (no validation) or val_size >= {self.h}")
+
+    # -- transactions: a failed fit leaves the Forecaster as it was ------------------------------
+    _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df")
+
+    def _snapshot(self) -> dict:
+        return {"forecaster": {k: self.__dict__[k] for k in self._STATE if k in self.__dict__},
+                "models": [snapshot_state(m) for m in self.models]}
+
+    def _restore(self, saved: dict) -> None:
+        for k in self._STATE:
+            self.__dict__.pop(k, None)
+        self.__dict__.update(saved["forecaster"])
+        for m, state in zip(self.models, saved["models"]):
+            restore_state(m, state)
+
     # -- fit / predict -----------------------------------------------------------------------
+    @_transactional
     def fit(self, df=None, static_df=None, val_size: int = 0, id_col: str = "unique_id",
             time_col: str = "ds", target_col: str = "y") -> "Forecaster":
         """Train every model on df (long format). val_size: the last steps of each series used
         for validation (early stopping), not for training."""
         if df is None:
             raise ValueError("fit needs df: a long-format table with unique_id, ds, y")
-        if not isinstance(val_size, (int, np.integer)) or val_size < 0:
-            raise ValueError(f"val_size must be a non-negative integer, got {val_size!r}")
+        self._check_val_size(val_size)
         ds = self._dataset_from(df, static_df, id_col, time_col, target_col)
         self._check_lengths(ds, val_size, 0)
         self._raw_dataset = ds
@@ -164,6 +207,7 @@ class Forecaster:
         per = len(y) // ds.n_series
         return sc.inverse_transform(y, np.arange(ds.n_series + 1) * per).astype(np.float32)
 
+    @_transactional
     def cross_validation(self, df=None, static_df=None, n_windows: int = 1, step_size: int = 1,
                          val_size: int = 0, refit: bool | int = False, id_col: str = "unique_id",
                          time_col: str = "ds", target_col: str = "y"):
@@ -175,6 +219,7 @@ class Forecaster:
         for k, v, lo in (("n_windows", n_windows, 1), ("step_size", step_size, 1), ("val_size", val_size, 0)):
             if not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
+        self._check_val_size(val_size)
         h = self.h
         test_size = h + step_size * (n_windows - 1)
         raw = self._dataset_from(df, static_df, id_col, time_col, target_col)

@@ -83,6 +83,7 @@ class TimeSeriesDataset:
         if n == 0:
             raise ValueError("df has no rows")
         uid_raw = cols[id_col]
+        _check_ids(uid_raw, id_col)
         ds = as_ds(cols[time_col], time_col)
         if freq is not None:
             check_freq(freq, ds.dtype.kind == "M")
@@ -102,8 +103,9 @@ class TimeSeriesDataset:
         try:
             uids, codes = np.unique(uid_raw, return_inverse=True)
         except TypeError:
+            examples = list({type(v): v for v in uid_raw.tolist()}.values())[:3]
             raise TypeError(f"column {id_col!r} mixes types that cannot be sorted together "
-                            f"(e.g. {uid_raw[:3].tolist()}); use all strings or all integers") from None
+                            f"(e.g. {examples}); use all strings or all integers") from None
         codes = codes.reshape(-1)
         order = np.lexsort((ds, codes))
         codes, ds = codes[order], ds[order]
@@ -265,7 +267,31 @@ class TimeSeriesDataset:
                                  self.id_col, self.time_col, self.target_col)
 
 
+def _check_ids(uid, id_col):
+    """Series ids may not be missing (None or NaN): they would form a series of their own."""
+    if uid.dtype.kind == "f":
+        missing = np.isnan(uid)
+    elif uid.dtype.kind == "O":
+        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in uid.tolist()], bool)
+    else:
+        return
+    if missing.any():
+        n = int(missing.sum())
+        raise ValueError(f"column {id_col!r} has {n} missing id{'s' if n > 1 else ''} (None/NaN), first at row "
+                         f"{int(np.argmax(missing))}; give every row its series id or drop those rows")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_finite(x, where, column, uids, codes, ds, what_to_do):
+    """NaN/inf where `where` is True, and values that float32 (the models' dtype) cannot hold."""
+    huge = np.flatnonzero(where & np.isfinite(x) & (np.abs(x) > _F32_MAX))
+    if huge.size:
+        i = huge[0]
+        raise ValueError(f"column {column!r} has {huge.size} value{'s' if huge.size > 1 else ''} beyond float32's "
+                         f"range (|x| > {_F32_MAX:.4g}); first: {float(x[i]):.6g} in series {_q(uids[codes[i]])} at "
+                         f"{_fmt(ds[i])}. Rescale the column (e.g. divide it by a constant) before fitting")
     bad = np.flatnonzero(where & ~np.isfinite(x))
     if bad.size:
         i = bad[0]
@@ -294,6 +320,10 @@ def _static_table(static_df, uids, id_col):
     static = np.empty((len(uids), len(names)), dtype=np.float32)
     for j, c in enumerate(names):
         x = as_float(cols[c], c)[rows]
+        huge = np.flatnonzero(np.isfinite(x) & (np.abs(x) > _F32_MAX))
+        if huge.size:
+            raise ValueError(f"static_df column {c!r} is {float(x[huge[0]]):.6g} for series {_q(uids[huge[0]])}, beyond "
+                             f"float32's range (|x| > {_F32_MAX:.4g}); rescale the static feature")
         bad = np.flatnonzero(~np.isfinite(x))
         if bad.size:
             raise ValueError(f"static_df column {c!r} is NaN or inf for series {_q(uids[bad[0]])} "

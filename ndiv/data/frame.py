@@ -25,7 +25,7 @@ def is_pandas(df) -> bool:
 def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
     """dict of column name -> 1-D NumPy array, from a DataFrame or a dict of 1-D arrays."""
     if isinstance(df, Mapping):
-        cols = {str(k): np.asarray(v) for k, v in df.items()}
+        cols = {str(k): _as_column(v) for k, v in df.items()}
         lengths = {k: v.shape for k, v in cols.items()}
         bad = [k for k, v in cols.items() if v.ndim != 1]
         if bad:
@@ -36,6 +36,11 @@ def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
                              "equal-length 1-D arrays (one entry per row)")
         return cols
     if hasattr(df, "columns") and hasattr(df, "__getitem__"):
+        names = [str(c) for c in df.columns]
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            raise ValueError(f"{name} has duplicated column names {dup}; rename or drop the copies "
+                             "so that every column name appears once")
         out = {}
         for c in df.columns:
             col = df[c]
@@ -46,6 +51,17 @@ def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
         return out
     raise TypeError(f"{name} must be a pandas DataFrame or a dict of 1-D arrays "
                     f"(unique_id, ds, y, ...), got {type(df).__name__}")
+
+
+def _as_column(values) -> np.ndarray:
+    """A dict table's column as an array. A list that mixes strings with other values stays an
+    object array (np.asarray would turn [1, 'b'] into the strings ['1', 'b'], merging 1 and '1')."""
+    if isinstance(values, (list, tuple)) and values:
+        arr = np.asarray(values)
+        if arr.dtype.kind in "US" and not all(isinstance(v, (str, bytes, np.str_, np.bytes_)) for v in values):
+            return np.asarray(values, dtype=object)
+        return arr
+    return np.asarray(values)
 
 
 def require_columns(cols: dict, required, name: str = "df", hint: str = ""):
@@ -59,24 +75,49 @@ def as_ds(values: np.ndarray, name: str = "ds") -> np.ndarray:
     """Timestamps -> datetime64[ns] or int64. Strings are parsed as ISO dates."""
     kind = values.dtype.kind
     if kind == "M":
-        return values.astype(_NS)
+        return _no_nat(values.astype(_NS), name)
     if kind in "iu":
         return values.astype(np.int64)
     if kind == "f" and values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
         return values.astype(np.int64)
     if kind in "OUS":
+        if kind == "O" and values.size and _check_not_mixed(values, name):
+            return as_ds(values.astype(np.float64), name)       # all numbers: integer steps
         try:
-            return np.asarray(values, dtype=_NS)
+            return _no_nat(np.asarray(values, dtype=_NS), name)
         except (ValueError, TypeError):
             pass
         try:
             import pandas as pd
-            return pd.to_datetime(values).to_numpy().astype(_NS)
+            parsed = pd.to_datetime(values).to_numpy().astype(_NS)
         except Exception:  # noqa: BLE001 - anything pandas cannot parse gets our message
             pass
+        else:
+            return _no_nat(parsed, name)
     example = values[0] if values.size else None
     raise TypeError(f"column {name!r} must hold dates (datetime64 or ISO strings like '1949-01-01') "
                     f"or integers, got dtype {values.dtype} (first value {example!r})")
+
+
+def _no_nat(ds: np.ndarray, name: str) -> np.ndarray:
+    bad = np.flatnonzero(np.isnat(ds))
+    if bad.size:
+        raise ValueError(f"column {name!r} has {bad.size} missing date{'s' if bad.size > 1 else ''} (NaT/None), "
+                         f"first at row {bad[0]}; drop those rows or fill their dates")
+    return ds
+
+
+def _check_not_mixed(values: np.ndarray, name: str) -> bool:
+    """Whether an object column holds only numbers; raises TypeError if it mixes numbers with
+    dates or strings (np.datetime64(5) would be 5 ns after 1970)."""
+    is_num = [isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+              for v in values]
+    if any(is_num) and not all(is_num):
+        number = values[is_num.index(True)]
+        other = values[is_num.index(False)]
+        raise TypeError(f"column {name!r} mixes numbers (e.g. {number!r}) with dates or strings "
+                        f"(e.g. {other!r}); use one kind: all dates or all integers")
+    return all(is_num)
 
 
 def as_float(values: np.ndarray, column: str) -> np.ndarray:

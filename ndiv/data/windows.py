@@ -220,13 +220,17 @@ class SeriesSampler:
     """Which series each training step sees: NeuralForecast's shuffled DataLoader over series.
 
     Each epoch is a fresh permutation of the series (rng.permutation), cut into batches of
-    `batch_size` (the last one smaller, drop_last=False); multivariate models see all series.
+    `batch_size`, the last one smaller or, with drop_last=True, dropped (NeuralForecast's
+    drop_last_loader); multivariate models see all series.
     """
 
     def __init__(self, n_series: int, batch_size: int, rng: np.random.Generator, shuffle: bool = True,
-                 all_series: bool = False):
+                 all_series: bool = False, drop_last: bool = False):
+        if drop_last and not all_series and n_series < batch_size:
+            raise ValueError(f"drop_last_loader=True drops every training batch: batch_size={batch_size} is more "
+                             f"than the {n_series} series; lower batch_size or set drop_last_loader=False")
         self.n_series, self.batch_size, self.rng = n_series, batch_size, rng
-        self.shuffle, self.all_series = shuffle, all_series
+        self.shuffle, self.all_series, self.drop_last = shuffle, all_series, drop_last
         self._queue: list[np.ndarray] = []
 
     def next(self) -> np.ndarray:
@@ -234,7 +238,8 @@ class SeriesSampler:
             return np.arange(self.n_series)
         if not self._queue:
             order = self.rng.permutation(self.n_series) if self.shuffle else np.arange(self.n_series)
-            self._queue = [order[i:i + self.batch_size] for i in range(0, self.n_series, self.batch_size)][::-1]
+            end = self.n_series - self.n_series % self.batch_size if self.drop_last else self.n_series
+            self._queue = [order[i:i + self.batch_size] for i in range(0, end, self.batch_size)][::-1]
         return self._queue.pop()
 
 
@@ -257,13 +262,13 @@ class TrainWindowSampler:
         multivariate: windows over all series at once ([W, L + h, C, n_series]).
         training_data_availability_threshold: float or (insample, outsample) minimum fraction
             of available points a window needs (0.0: at least one).
-        random_seed: seeds the Generator.
+        random_seed: seeds the Generator. drop_last: skip each epoch's last, incomplete batch of series.
     """
 
     def __init__(self, dataset: TimeSeriesDataset, *, input_size: int, h: int, batch_size: int = 32,
                  windows_batch_size: int | None = 1024, step_size: int = 1, val_size: int = 0,
                  test_size: int = 0, start_padding_enabled: bool = False, multivariate: bool = False,
-                 training_data_availability_threshold=0.0, random_seed: int = 1):
+                 training_data_availability_threshold=0.0, random_seed: int = 1, drop_last: bool = False):
         for name, v, lo in (("input_size", input_size, 1), ("h", h, 1), ("batch_size", batch_size, 1),
                             ("step_size", step_size, 1), ("val_size", val_size, 0), ("test_size", test_size, 0)):
             if not isinstance(v, (int, np.integer)) or v < lo:
@@ -280,7 +285,8 @@ class TrainWindowSampler:
             training_data_availability_threshold)
         self.rng = np.random.default_rng(random_seed)
         batch_size = max(batch_size, dataset.n_series) if multivariate else batch_size
-        self.series = SeriesSampler(dataset.n_series, batch_size, self.rng, all_series=multivariate)
+        self.series = SeriesSampler(dataset.n_series, batch_size, self.rng, all_series=multivariate,
+                                    drop_last=drop_last)
         self._kw = dict(input_size=input_size, h=h, step_size=step_size, val_size=val_size,
                         test_size=test_size, start_padding_enabled=start_padding_enabled,
                         multivariate=multivariate, min_insample_fraction=self.min_insample_fraction,

@@ -27,6 +27,8 @@ from ndiv import nn
 from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
 from ndiv.config import record_init_args
 from ndiv.device import check_device, to_device
+from ndiv.models._checks import (POSITIVE_INT, TRAINER_KWARGS, check_model_options, check_shared,
+                                 check_trainer_kwargs)
 from ndiv.random import manual_seed
 
 # NeuralForecast's BaseModel options, with the defaults most of its models use.
@@ -64,9 +66,6 @@ SHARED_DEFAULTS = dict(
     device="cpu",                   # 'cuda' trains and predicts on the GPU (CuPy); NF's accelerator='gpu' too
 )
 
-# Lightning trainer options NeuralForecast users pass; accepted and ignored on the CPU.
-_IGNORED_TRAINER_KWARGS = {"devices", "logger", "enable_checkpointing", "enable_model_summary",
-                           "deterministic", "precision", "callbacks", "num_sanity_val_steps", "log_every_n_steps"}
 
 
 class BaseModel(nn.Module):
@@ -75,6 +74,7 @@ class BaseModel(nn.Module):
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = False
     MULTIVARIATE = RECURRENT = False
     DEFAULTS: dict = {}
+    OPTION_RULES: dict = {}  # the model's own options -> _checks.Rule, checked before its layers are built
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -92,30 +92,26 @@ class BaseModel(nn.Module):
     def __init__(self, h: int, input_size: int, **kwargs):
         super().__init__()
         name = type(self).__name__
-        unknown = set(kwargs) - set(SHARED_DEFAULTS) - _IGNORED_TRAINER_KWARGS - {"accelerator"}
+        trainer = {k: v for k, v in kwargs.items() if k in TRAINER_KWARGS}
+        unknown = set(kwargs) - set(SHARED_DEFAULTS) - set(trainer)
+        if "max_epochs" in unknown:
+            raise ValueError(f"{name}: max_epochs is not supported, use max_steps")
         if unknown:
             raise TypeError(f"{name}: unknown option{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
                             f"see help(ndiv.models.{name}) for the accepted ones")
-        if "max_epochs" in kwargs:
-            raise ValueError("max_epochs is not supported, use max_steps")
-        opts = {**SHARED_DEFAULTS, **self.DEFAULTS,
-                **{k: v for k, v in kwargs.items() if k not in _IGNORED_TRAINER_KWARGS and k != "accelerator"}}
-        accelerator = kwargs.get("accelerator")
+        for k, v in (("h", h), ("input_size", input_size)):
+            POSITIVE_INT.check(name, k, v)
+        opts = {**SHARED_DEFAULTS, **self.DEFAULTS, **{k: v for k, v in kwargs.items() if k not in trainer}}
+        check_shared(name, opts)
+        check_model_options(name, self.OPTION_RULES, self.__dict__.get("_init_config", {}))
+        check_trainer_kwargs(name, trainer)
+        accelerator = trainer.get("accelerator")
         if accelerator is not None:
             if accelerator not in ("cpu", "gpu", "cuda", "auto"):
                 raise ValueError(f"{name}: accelerator must be 'cpu', 'gpu' or 'auto', got {accelerator!r}")
             opts["device"] = "cuda" if accelerator in ("gpu", "cuda") else opts["device"]
         self.device = check_device(opts["device"])
-        for k in ("h", "input_size"):
-            v = h if k == "h" else input_size
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: {k} must be a positive integer, got {v!r}")
         self.h, self.input_size = int(h), int(input_size)
-        for k in ("max_steps", "batch_size", "val_check_steps", "step_size"):
-            if not isinstance(opts[k], (int, np.integer)) or opts[k] < 1:
-                raise ValueError(f"{name}: {k} must be a positive integer, got {opts[k]!r}")
-        if not opts["learning_rate"] > 0:
-            raise ValueError(f"{name}: learning_rate must be > 0, got {opts['learning_rate']!r}")
 
         from ndiv.losses import MAE  # the losses import nn; keep the model import light
         self.loss = opts["loss"] if opts["loss"] is not None else MAE()
@@ -139,8 +135,10 @@ class BaseModel(nn.Module):
                   "optimizer", "optimizer_kwargs", "lr_scheduler", "lr_scheduler_kwargs", "gradient_clip_val",
                   "enable_progress_bar", "dedupe_windows"):
             setattr(self, k, opts[k])
+        if self.random_seed is None:  # NeuralForecast (Lightning's seed_everything(None)) seeds 0
+            self.random_seed = 0
         self.batch_size = max(opts["batch_size"], self.n_series) if self.MULTIVARIATE else opts["batch_size"]
-        self.valid_batch_size = opts["valid_batch_size"] or self.batch_size
+        self.valid_batch_size = self.batch_size if opts["valid_batch_size"] is None else opts["valid_batch_size"]
         iwbs = opts["inference_windows_batch_size"]
         self.inference_windows_batch_size = self.windows_batch_size if iwbs is None else iwbs
         self.lr_decay_steps = max(self.max_steps // self.num_lr_decays, 1) if self.num_lr_decays > 0 else 10 ** 8
@@ -224,6 +222,11 @@ class BaseModel(nn.Module):
         if self.early_stop_patience_steps > 0 and self.val_size == 0:
             raise ValueError(f"{self}: early_stop_patience_steps={self.early_stop_patience_steps} needs "
                              "a validation set: pass val_size > 0 to fit")
+        if self.drop_last_loader and not self.MULTIVARIATE:  # NF's loaders would then be empty
+            for what, size in (("batch_size", self.batch_size), ("valid_batch_size", self.valid_batch_size)):
+                if dataset.n_series < size and (what == "batch_size" or self.val_size > 0):
+                    raise ValueError(f"{self}: drop_last_loader=True drops every batch: {what}={size} is more than "
+                                     f"the {dataset.n_series} series; lower {what} or set drop_last_loader=False")
         manual_seed(self.random_seed)
         self._rng = np.random.default_rng(self.random_seed)
         sampler = TrainWindowSampler(
@@ -232,7 +235,7 @@ class BaseModel(nn.Module):
             test_size=self.test_size, start_padding_enabled=self.start_padding_enabled,
             multivariate=self.MULTIVARIATE,
             training_data_availability_threshold=self.training_data_availability_threshold,
-            random_seed=self.random_seed)
+            random_seed=self.random_seed, drop_last=self.drop_last_loader)
         opt, sched = self._make_optimizer()
         dedupe = self.dedupe_windows and not self._has_sample_randomness() and not self.MULTIVARIATE
         best, bad_checks = math.inf, 0
@@ -309,6 +312,8 @@ class BaseModel(nn.Module):
         n = dataset.n_series
         series_batches = [np.arange(n)] if self.MULTIVARIATE else [
             np.arange(i, min(i + self.valid_batch_size, n)) for i in range(0, n, self.valid_batch_size)]
+        if step == "val" and self.drop_last_loader and not self.MULTIVARIATE and n % self.valid_batch_size:
+            series_batches = series_batches[:-1]    # NF's validation loader drops the last batch too
         cols = dataset.temporal_cols
         for idx in series_batches:
             b = dataset.batch(idx)
@@ -360,6 +365,28 @@ class BaseModel(nn.Module):
                 y_hat = y_hat[:, :, 0]                                                    # [B, h, K]
             outs.append(y_hat.astype(np.float32))
         return np.concatenate(outs, axis=0)
+
+
+def snapshot_state(model: nn.Module) -> list:
+    """Everything training changes in `model`, to put back with restore_state: a copy of every
+    parameter's and buffer's array (one extra copy of the weights) with its grad, and each
+    submodule's attributes (training flag, val_size, trajectories, the sampler's generator, ...)."""
+    saved = []
+    for m in model.modules():
+        attrs = {k: dict(v) if k in ("_parameters", "_buffers", "_modules") else v for k, v in m.__dict__.items()}
+        tensors = [(t, t.data.copy(), t.grad) for t in (*m._parameters.values(), *m._buffers.values())
+                   if t is not None]
+        saved.append((m, attrs, tensors))
+    return saved
+
+
+def restore_state(model: nn.Module, saved: list) -> None:
+    """Put `model` back as snapshot_state(model) found it (the same arrays, device and grads)."""
+    for m, attrs, tensors in saved:
+        m.__dict__.clear()
+        m.__dict__.update(attrs)
+        for t, data, grad in tensors:
+            t.data, t.grad = data, grad
 
 
 def _loc_scale(norm: TemporalNorm, device: str = "cpu"):

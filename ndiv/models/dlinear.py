@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ndiv import device, nn
+from ndiv.models._checks import POSITIVE_ODD_INT
 from ndiv.models.base import BaseModel
 
 
@@ -65,11 +66,10 @@ class DLinear(BaseModel):
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=5000, learning_rate=1e-4, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="identity")
+    OPTION_RULES = dict(moving_avg_window=POSITIVE_ODD_INT)
 
     def __init__(self, h, input_size, moving_avg_window=25, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)
-        if not isinstance(moving_avg_window, (int, np.integer)) or moving_avg_window < 1 or moving_avg_window % 2 == 0:
-            raise ValueError(f"DLinear: moving_avg_window must be a positive odd integer, got {moving_avg_window!r}")
         n_out = self.loss.outputsize_multiplier
         self.decomp = SeriesDecomp(moving_avg_window)             # NF's attribute names, so
         self.linear_trend = nn.Linear(input_size, n_out * h)      # NF weights load as they are

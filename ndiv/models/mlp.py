@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ndiv
 from ndiv import nn
+from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
 
 
@@ -19,6 +20,7 @@ class MLP(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=-1, scaler_type="identity")
+    OPTION_RULES = dict(num_layers=POSITIVE_INT, hidden_size=POSITIVE_INT)
 
     def __init__(self, h, input_size, num_layers=2, hidden_size=1024, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from ndiv import nn
+from ndiv.models._checks import MLP_UNITS, N_BLOCKS, NON_NEGATIVE_INT, POSITIVE_INT
 from ndiv.models.base import BaseModel
 
 ACTIVATIONS = ("ReLU", "Softplus", "Tanh", "SELU", "LeakyReLU", "PReLU", "Sigmoid")
@@ -27,15 +28,17 @@ def block_layers(n_in: int, mlp_units, n_theta: int, activation: str, dropout_pr
     return nn.Sequential(*layers, nn.Linear(mlp_units[-1][1], n_theta))
 
 
+# the size options of NBEATS's and NHITS's blocks (see ndiv/models/_checks.py)
+BLOCK_RULES = dict(mlp_units=MLP_UNITS, n_blocks=N_BLOCKS)
+
+
 def check_block_options(name: str, stack_types, n_blocks, mlp_units, activation, dropout_prob_theta):
-    """The options NBEATS and NHITS share, checked with messages that say what is expected."""
+    """The options NBEATS and NHITS share that depend on each other (their sizes are in
+    BLOCK_RULES), checked with messages that say what is expected."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"{name}: activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
     if len(n_blocks) != len(stack_types):
         raise ValueError(f"{name}: n_blocks needs one entry per stack ({len(stack_types)} stack_types), got {list(n_blocks)}")
-    if not mlp_units or any(not isinstance(u, (list, tuple)) or len(u) != 2 for u in mlp_units):
-        raise ValueError(f"{name}: mlp_units must be a list of [in, out] pairs (e.g. [[512, 512], [512, 512]]), "
-                         f"got {mlp_units!r}")
     if not 0.0 <= dropout_prob_theta < 1.0:
         raise ValueError(f"{name}: dropout_prob_theta must be in [0, 1), got {dropout_prob_theta!r}")
 
@@ -187,6 +190,7 @@ class NBEATS(BaseModel):
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=3, windows_batch_size=1024,
                     inference_windows_batch_size=-1, scaler_type="identity")
+    OPTION_RULES = dict(BLOCK_RULES, n_harmonics=POSITIVE_INT, n_basis=NON_NEGATIVE_INT)
 
     def __init__(self, h, input_size, n_harmonics=2, n_polynomials=None, n_basis=2, basis="polynomial",
                  stack_types=("identity", "trend", "seasonality"), n_blocks=(1, 1, 1),

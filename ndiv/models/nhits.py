@@ -8,7 +8,7 @@ import ndiv
 from ndiv import nn
 from ndiv.nn import functional as F
 from ndiv.models.base import BaseModel
-from ndiv.models.nbeats import block_layers, check_block_options
+from ndiv.models.nbeats import BLOCK_RULES, block_layers, check_block_options
 
 POOLING = ("MaxPool1d", "AvgPool1d")
 INTERPOLATION = ("linear", "nearest", "cubic")
@@ -97,6 +97,7 @@ class NHITS(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=3, windows_batch_size=1024,
                     inference_windows_batch_size=-1, scaler_type="identity")
+    OPTION_RULES = BLOCK_RULES
 
     def __init__(self, h, input_size, stack_types=("identity",) * 3, n_blocks=(1, 1, 1),
                  mlp_units=((512, 512),) * 3, n_pool_kernel_size=(2, 2, 1), n_freq_downsample=(4, 2, 1),

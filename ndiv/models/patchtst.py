@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ndiv import nn
+from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
 from ndiv.nn import functional as F
 from ndiv.random import get_rng
@@ -342,6 +343,8 @@ class PatchTST(BaseModel):
     # NeuralForecast's defaults for this model (checked against NF by the tests)
     DEFAULTS = dict(max_steps=5000, learning_rate=1e-4, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="identity")
+    OPTION_RULES = dict(encoder_layers=POSITIVE_INT, n_heads=POSITIVE_INT, hidden_size=POSITIVE_INT,
+                        linear_hidden_size=POSITIVE_INT, patch_len=POSITIVE_INT, stride=POSITIVE_INT)
 
     def __init__(self, h, input_size, encoder_layers: int = 3, n_heads: int = 16, hidden_size: int = 128,
                  linear_hidden_size: int = 256, dropout: float = 0.2, fc_dropout: float = 0.2,
@@ -350,10 +353,6 @@ class PatchTST(BaseModel):
                  activation="gelu", res_attention: bool = True, batch_normalization: bool = False,
                  learn_pos_embed: bool = True, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)
-        for k, v in (("encoder_layers", encoder_layers), ("n_heads", n_heads), ("hidden_size", hidden_size),
-                     ("linear_hidden_size", linear_hidden_size), ("patch_len", patch_len), ("stride", stride)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"PatchTST: {k} must be a positive integer, got {v!r}")
         if hidden_size % n_heads:
             raise ValueError(f"PatchTST: hidden_size ({hidden_size}) must be divisible by n_heads ({n_heads})")
         patch_len = min(input_size + stride, patch_len)  # NF's documented rule: at least one patch

@@ -6,6 +6,7 @@ import warnings
 
 import ndiv
 from ndiv import nn
+from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
 from ndiv.models.common._modules import MLP, encoder_input as _encoder_input, resolve_decoder_activation
 
@@ -34,6 +35,8 @@ class RecurrentEncoderMLP(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = RECURRENT_DEFAULTS
     ENCODER: type = nn.RNN  # the subclass's torch-named recurrent layer
+    OPTION_RULES = dict(encoder_n_layers=POSITIVE_INT, encoder_hidden_size=POSITIVE_INT,
+                        decoder_hidden_size=POSITIVE_INT, decoder_layers=POSITIVE_INT)
 
     def __init__(self, h, input_size=-1, inference_input_size=None, h_train=1, encoder_n_layers=2,
                  encoder_hidden_size=128, encoder_bias=True, encoder_dropout=0.0, context_size=None,

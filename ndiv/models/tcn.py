@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ndiv
 from ndiv import nn
+from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
 from ndiv.models.common._modules import MLP, encoder_input as _encoder_input, TemporalConvolutionEncoder, resolve_decoder_activation
 from ndiv.models.rnn import RECURRENT_DEFAULTS, resolve_input_size
@@ -29,14 +30,14 @@ class TCN(BaseModel):
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = RECURRENT_DEFAULTS
+    OPTION_RULES = dict(kernel_size=POSITIVE_INT, encoder_hidden_size=POSITIVE_INT,
+                        decoder_hidden_size=POSITIVE_INT, decoder_layers=POSITIVE_INT)
 
     def __init__(self, h, input_size=-1, inference_input_size=None, kernel_size=2, dilations=(1, 2, 4, 8, 16),
                  encoder_hidden_size=128, encoder_activation="ReLU", context_size=10, decoder_hidden_size=128,
                  decoder_layers=2, decoder_activation=None, **kwargs):
         input_size = resolve_input_size("TCN", h, input_size)
         super().__init__(h=h, input_size=input_size, **kwargs)
-        if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"TCN: kernel_size must be a positive int, got {kernel_size!r}")
         dilations = list(dilations)
         if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
             raise ValueError(f"TCN: dilations must be a non-empty list of positive ints, got {dilations!r}")
