@@ -1,7 +1,7 @@
 """One fitted Forecaster serves concurrent predict() calls: every result equals the sequential one.
 
 Per-call state (a window batch's scaling statistics, the test size, the sampling generator,
-RevIN's statistics, the requested quantiles, the grad mode) must travel with the call: stored
+RevIN's statistics, the requested quantiles) must travel with the call: stored
 on the model, a call reads the statistics of another call's series and returns its forecast
 scaled by them.
 """
@@ -115,25 +115,3 @@ def test_concurrent_predicts_with_different_levels(fine_switching):
         assert_same(expected[j % 3], pred, f"call {j} with level={levels[j % 3]}")
     # and the model's own outputs are untouched by the calls with other levels
     assert list(as_arrays(fc.predict())) == ["unique_id", "ds", "MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]
-
-
-def test_grad_mode_is_per_thread():
-    """A prediction's no_grad in one thread leaves recording on in the others (as torch)."""
-    inside, release = threading.Event(), threading.Event()
-
-    def predicting():
-        with ndiv.no_grad():
-            inside.set()
-            release.wait(10)
-
-    t = threading.Thread(target=predicting)
-    t.start()
-    try:
-        assert inside.wait(10)
-        x = ndiv.tensor([1.0, 2.0], requires_grad=True)
-        (x * x).sum().backward()          # needs the graph: recording must still be on here
-        np.testing.assert_array_equal(x.grad, [2.0, 4.0])
-    finally:
-        release.set()
-        t.join()
-    assert ndiv.is_grad_enabled()
