@@ -25,6 +25,7 @@ from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, c
                        make_frame)
 from ndiv.data.local_scalers import LocalScaler
 from ndiv.device import to_device
+from ndiv.losses import check_quantiles, level_to_quantiles
 from ndiv.models import MODELS, BaseModel
 from ndiv.models.base import restore_state, snapshot_state
 
@@ -156,14 +157,23 @@ class Forecaster:
         if not self._fitted:
             raise ValueError(f"call fit(df) before {what}")
 
-    def predict(self, df=None, static_df=None, futr_df=None, level: Sequence[int] | None = None):
+    def predict(self, df=None, static_df=None, futr_df=None, level: Sequence[float] | None = None,
+                quantiles: Sequence[float] | None = None):
         """Forecast h steps after the end of each series (of df if given, else the fit data).
 
         futr_df: the future exogenous values of the h forecast dates (needed when a model has
-        futr_exog_list). level: prediction-interval levels for models with a DistributionLoss
-        (models with MQLoss give the levels of their loss). Returns unique_id, ds and one column
-        per model output (`MLP`, `MLP-median`, `MLP-lo-90`, ...)."""
+        futr_exog_list).
+        level: prediction-interval levels in (0, 100), e.g. [80, 95]; or quantiles in (0, 1),
+        e.g. [0.1, 0.5, 0.9] (not both). As in NeuralForecast: a model with a DistributionLoss
+        gives its mean and the requested intervals at any level (`MLP`, `MLP-lo-95`, `MLP-lo-80`,
+        `MLP-hi-80`, `MLP-hi-95`; with quantiles `MLP`, `MLP_ql0.1`, ...); a model with MQLoss
+        gives all its trained outputs when they include the requested ones; any other request
+        raises ValueError (a point loss, or a level that MQLoss was not trained with).
+        Without level and quantiles every model gives its loss's outputs (`MLP`, `MLP-median`,
+        `MLP-lo-90`, ...). Returns unique_id, ds and those columns."""
         self._require_fit("predict")
+        qs, has_level = _requested_quantiles(level, quantiles)
+        names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
         like = self._like if df is None else df
         if df is None:
             ds = self._dataset
@@ -183,21 +193,20 @@ class Forecaster:
         uid, dates = ds.future_dates(self.h)
         out = {ds.id_col: uid, ds.time_col: dates}
         for m in self.models:
-            m.test_size = self.h
-            y = m.predict_dataset(full, step_size=1, level=level)
-            self._add_columns(out, m, y, ds, level)
+            y = m.predict_dataset(full, step_size=1, test_size=self.h, quantiles=qs)
+            self._add_columns(out, m, y, ds, names[m])
         return make_frame(out, like)
 
-    def _add_columns(self, out: dict, model: BaseModel, y: np.ndarray, ds, level=None):
-        """y: [n_series * n_windows, h, n_out] (univariate) or [n_windows, h, n_series, n_out]."""
+    def _add_columns(self, out: dict, model: BaseModel, y: np.ndarray, ds, names: list[str]):
+        """y: [n_series * n_windows, h, n_out] (univariate) or [n_windows, h, n_series, n_out];
+        names: the n_out column suffixes."""
         if model.MULTIVARIATE:
             y = y.transpose(2, 0, 1, 3)                          # [n_series, n_windows, h, n_out]
         else:
             y = y.reshape(ds.n_series, -1, model.h, y.shape[-1])
         y = y.reshape(-1, y.shape[-1])
         y = self._inverse_local(y, ds, model.h)
-        for j, suffix in enumerate(_output_names(model)):
-            out[f"{model}{suffix}"] = y[:, j]
+        _put_columns(out, model, y, names)
 
     def _inverse_local(self, y, ds, h):
         """Undo the local scaler of y per series: y rows are series-major, h * windows per series."""
@@ -210,12 +219,17 @@ class Forecaster:
     @_transactional
     def cross_validation(self, df=None, static_df=None, n_windows: int = 1, step_size: int = 1,
                          val_size: int = 0, refit: bool | int = False, id_col: str = "unique_id",
-                         time_col: str = "ds", target_col: str = "y"):
+                         time_col: str = "ds", target_col: str = "y", level: Sequence[float] | None = None,
+                         quantiles: Sequence[float] | None = None):
         """Forecasts from n_windows cutoffs at the end of each series, step_size apart, with
         the models trained on the data before the first cutoff (refit=True: retrained before
-        every cutoff). Returns unique_id, ds, cutoff, y and one column per model output."""
+        every cutoff). level / quantiles: intervals as in predict (checked before training;
+        NeuralForecast honours them only with refit, ndiv always). Returns unique_id, ds,
+        cutoff, y and one column per model output."""
         if df is None:
             raise ValueError("cross_validation needs df")
+        qs, has_level = _requested_quantiles(level, quantiles)
+        names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
         for k, v, lo in (("n_windows", n_windows, 1), ("step_size", step_size, 1), ("val_size", val_size, 0)):
             if not isinstance(v, (int, np.integer)) or v < lo:
                 raise ValueError(f"{k} must be an integer >= {lo}, got {v!r}")
@@ -239,8 +253,7 @@ class Forecaster:
                 w1 = refits[w0_i + 1] if w0_i + 1 < len(refits) else n_windows
                 ts = h + step_size * (n_windows - 1 - w0)
                 m.fit_dataset(ds, val_size=val_size, test_size=ts)
-                m.test_size = ts
-                y = m.predict_dataset(ds, step_size=step_size)
+                y = m.predict_dataset(ds, step_size=step_size, test_size=ts, quantiles=qs)
                 y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, -1, h, y.shape[-1]))
                 pieces[m].append(y[:, : w1 - w0])
         # dates, cutoffs and actuals of every (series, window, step)
@@ -254,25 +267,26 @@ class Forecaster:
         for m in self.models:
             y = np.concatenate(pieces[m], axis=1).reshape(-1, pieces[m][0].shape[-1])          # [S*W*h, n_out]
             y = self._inverse_local(y, ds, h)
-            for j, suffix in enumerate(_output_names(m)):
-                out[f"{m}{suffix}"] = y[:, j]
+            _put_columns(out, m, y, names[m])
         out[raw.target_col] = raw.temporal[rows.reshape(-1), 0]
         self._dataset, self._raw_dataset, self._fitted, self._like, self._static_df = ds, raw, True, df, static_df
         return make_frame(out, df)
 
-    def predict_insample(self, step_size: int = 1):
+    def predict_insample(self, step_size: int = 1, level: Sequence[float] | None = None,
+                         quantiles: Sequence[float] | None = None):
         """Forecasts of the fitted models for windows over the whole training history, every
-        step_size steps (as NeuralForecast's predict_insample). Returns unique_id, ds, cutoff,
-        y and the model columns."""
+        step_size steps (as NeuralForecast's predict_insample). level / quantiles: intervals as
+        in predict. Returns unique_id, ds, cutoff, y and the model columns."""
         self._require_fit("predict_insample")
+        qs, has_level = _requested_quantiles(level, quantiles)
+        names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
         ds = self._dataset
         h = self.h
         out_cols = None
         for m in self.models:
             test_size = ds.max_size - m.input_size if ds.max_size > m.input_size else ds.max_size
             test_size = max(test_size, h)
-            m.test_size = test_size
-            y = m.predict_dataset(ds, step_size=step_size)
+            y = m.predict_dataset(ds, step_size=step_size, test_size=test_size, quantiles=qs)
             n_w = y.shape[0] // ds.n_series if not m.MULTIVARIATE else y.shape[0]
             y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, n_w, h, y.shape[-1]))
             # window w of series s forecasts padded positions T - test_size + w*step .. + h
@@ -305,8 +319,7 @@ class Forecaster:
                     ys = sc.inverse_transform(ys, np.concatenate([[0], np.cumsum(counts)])).astype(np.float32)
                 vals.append(ys)
             vals = np.concatenate(vals)
-            for j, suffix in enumerate(_output_names(m)):
-                out_cols[f"{m}{suffix}"] = vals[:, j]
+            _put_columns(out_cols, m, vals, names[m])
         return make_frame(out_cols, self._like)
 
     # -- persistence -------------------------------------------------------------------------
@@ -370,8 +383,28 @@ def _rescale_future(full, ds, scalers, h):
     return scaled
 
 
-def _output_names(model) -> list[str]:
-    return list(getattr(model.loss, "output_names", [""]))
+def _requested_quantiles(level, quantiles):
+    """predict(level=, quantiles=) -> (sorted unique quantiles or None, has_level), checked
+    as NeuralForecast's core.predict: level [80] -> [0.1, 0.9]; not both."""
+    if level is not None and quantiles is not None:
+        raise ValueError(f"pass level or quantiles, not both (got level={level!r}, quantiles={quantiles!r})")
+    for name, v in (("level", level), ("quantiles", quantiles)):
+        if v is not None and (isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")):
+            raise TypeError(f"{name} must be a list of numbers, e.g. level=[80, 95] or quantiles=[0.1, 0.9]; "
+                            f"got {v!r}")
+    if level is not None:
+        return level_to_quantiles(list(level)) or None, True
+    if quantiles is not None:
+        return check_quantiles(list(quantiles)) or None, False
+    return None, False
+
+
+def _put_columns(out: dict, model, y: np.ndarray, names: list[str]) -> None:
+    """out[model + suffix] = y[:, j] for the suffixes of y's columns [rows, n_out]."""
+    if y.shape[-1] != len(names):  # the model and its loss disagree: a bug, never the user's input
+        raise RuntimeError(f"{model} returned {y.shape[-1]} forecast columns for the {len(names)} names {names}")
+    for j, suffix in enumerate(names):
+        out[f"{model}{suffix}"] = y[:, j]
 
 
 def _has_pandas() -> bool:

@@ -171,8 +171,8 @@ class TemporalNorm(Module):
         num_features: channels C scaled together (y and the non-categorical temporal
             exogenous columns); needed for 'revin'.
 
-    After `transform(x, mask)`, `x_shift` and `x_scale` [B, 1, C, N] hold the statistics to undo
-    the scaling of the forecasts. With 'revin' they include the learnable affine terms, as in
+    `transform_stats(x, mask)` returns the scaled x with the statistics x_shift, x_scale
+    [B, 1, C, N] that undo it; `transform(x, mask)` keeps them in `x_shift` and `x_scale`. With 'revin' they include the learnable affine terms, as in
     NeuralForecast: the data are scaled with the plain standard statistics, and
     `x_shift = stats_shift + revin_bias`, `x_scale = stats_scale * (relu(revin_weight) + eps)`,
     so the affine terms learn through the inverse scaling (and DistributionLoss.scale_decouple).
@@ -215,12 +215,21 @@ class TemporalNorm(Module):
         return self.compute_statistics(np.asarray(x), np.asarray(mask), dim=self.dim, eps=self.eps)
 
     def transform(self, x, mask):
-        """Scale x [.., T, ..] with statistics over `dim` where mask is 1; remembers them."""
+        """Scale x [.., T, ..] with statistics over `dim` where mask is 1; remembers them in
+        x_shift / x_scale (NeuralForecast's API). The model base uses `transform_stats`, which
+        remembers nothing, so that concurrent predictions never read each other's statistics."""
+        z, self.x_shift, self.x_scale = self.transform_stats(x, mask)
+        return z
+
+    def transform_stats(self, x, mask):
+        """(z, x_shift, x_scale): x scaled with statistics over `dim` where mask is 1, and the
+        statistics that undo it ([.., 1, ..]; with 'revin' they include the affine terms, as
+        Tensors). Stores nothing on the scaler."""
         x_shift, x_scale = self.statistics(x, mask)
-        self.x_shift, self.x_scale = x_shift, x_scale
+        z = scale(self.scaler_type, x, x_shift, x_scale)
         if self.scaler_type == "revin":
-            self.x_shift, self.x_scale = self.revin_affine(x_shift, x_scale)
-        return scale(self.scaler_type, x, x_shift, x_scale)
+            x_shift, x_scale = self.revin_affine(x_shift, x_scale)
+        return z, x_shift, x_scale
 
     def revin_affine(self, x_shift, x_scale):
         """(shift + revin_bias, scale * (relu(revin_weight) + eps)) as Tensors that carry the

@@ -169,11 +169,12 @@ def _unfold(batch, step, *, input_size, h, step_size, val_size, test_size, start
 
 
 def normalize_windows(windows: np.ndarray, temporal_cols: Sequence[str], scaler, h: int,
-                      temporal_exog: Sequence[str] = ()) -> np.ndarray:
+                      temporal_exog: Sequence[str] = (), return_stats: bool = False):
     """NeuralForecast's `_normalization`: scale y and the temporal exogenous columns of each
     window with statistics over its first L steps (the available_mask with the last h steps
     zeroed). Returns a scaled copy [W, L + h, C, N]; `scaler` keeps x_shift/x_scale [W, 1, C', N]
-    with C' = 1 + len(temporal_exog), y first.
+    with C' = 1 + len(temporal_exog), y first. return_stats=True: returns (scaled, x_shift,
+    x_scale) instead and leaves `scaler` untouched (per-call statistics, for predictions).
 
     temporal_exog: the hist and futr exogenous columns that are scaled (NeuralForecast leaves
         categorical ones out), in temporal_cols order.
@@ -183,6 +184,9 @@ def normalize_windows(windows: np.ndarray, temporal_cols: Sequence[str], scaler,
     if h > 0:
         mask[:, -h:] = 0.0
     out = np.array(windows, dtype=np.float32)
+    if return_stats:
+        out[:, :, idx], x_shift, x_scale = scaler.transform_stats(out[:, :, idx], mask[:, :, None])
+        return out, x_shift, x_scale
     out[:, :, idx] = scaler.transform(out[:, :, idx], mask[:, :, None])
     return out
 

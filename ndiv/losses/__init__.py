@@ -11,7 +11,8 @@ Each loss exposes what the model base needs: `outputsize_multiplier`, `output_na
 from ndiv.losses.distribution_loss import DistributionLoss
 from ndiv.losses.distributions import NegativeBinomial, Normal, Poisson, StudentT
 from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, MQLoss, QuantileLoss,
-                               level_to_outputs, quantiles_to_outputs, weighted_mean)
+                               check_quantiles, level_to_outputs, level_to_quantiles, quantile_column,
+                               quantiles_to_level, quantiles_to_outputs, weighted_mean)
 
 from ndiv.config import record_init_args
 
@@ -20,4 +21,5 @@ for _cls in (BasePointLoss, MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, Quanti
 
 __all__ = ["MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
-           "quantiles_to_outputs", "weighted_mean"]
+           "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",
+           "weighted_mean"]

@@ -9,6 +9,7 @@ model base is NeuralForecast's:
     predict: samples, mean, quants = loss.sample(distr_args, rng=rng)  # NumPy [B, h, N, S|1|Q]
              forecast columns: mean, then quants (and distr_args with return_params=True),
              named model + each of loss.output_names: ['', '-median', '-lo-90', ..., '-hi-90']
+             (other quantiles: sample(..., quantiles=q), named by predict_output_names(q))
 
     >>> import numpy as np, ndiv
     >>> loss = DistributionLoss("Normal", level=[80])
@@ -25,7 +26,7 @@ import numpy as np
 
 from ndiv.autograd.tensor import Tensor
 from ndiv.losses.distributions import DISTRIBUTIONS, SCALE_DECOUPLES
-from ndiv.losses.point import _raw, level_to_outputs, quantiles_to_outputs, weighted_mean
+from ndiv.losses.point import _raw, level_to_outputs, quantile_column, quantiles_to_outputs, weighted_mean
 
 
 class DistributionLoss:
@@ -85,20 +86,34 @@ class DistributionLoss:
         """The distribution object (mean, log_prob, sample) for these parameters."""
         return self._base_distribution(*distr_args)
 
-    def sample(self, distr_args, num_samples: int | None = None, rng: np.random.Generator | None = None):
+    def sample(self, distr_args, num_samples: int | None = None, rng: np.random.Generator | None = None,
+               quantiles=None):
         """Draw samples and summarize them (no gradient).
 
         Returns NumPy arrays: samples [B, h, N, num_samples], sample_mean [B, h, N, 1] and
-        quants [B, h, N, Q] (linear interpolation, as torch.quantile), Q = len(self.quantiles).
+        quants [B, h, N, Q] (linear interpolation, as torch.quantile), Q = len(quantiles).
         rng: a numpy Generator (default: seeded with 1, so repeated calls repeat).
+        quantiles: the quantiles to estimate (default: the loss's own); a prediction passes
+        them here rather than through update_quantile, so the loss keeps no per-call state.
         """
         num_samples = self.num_samples if num_samples is None else num_samples
         rng = np.random.default_rng(1) if rng is None else rng
+        quantiles = self.quantiles if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         samples = self.get_distribution(distr_args).sample(rng, num_samples)     # [S, B, h, N]
         samples = np.moveaxis(samples, 0, -1)
         sample_mean = samples.mean(axis=-1, keepdims=True)
-        quants = np.moveaxis(np.quantile(samples, self.quantiles, axis=-1), 0, -1).astype(samples.dtype)
+        quants = np.moveaxis(np.quantile(samples, quantiles, axis=-1), 0, -1).astype(samples.dtype)
         return samples, sample_mean, quants
+
+    def predict_output_names(self, quantiles=None, has_level: bool = False, who: str = "the model") -> list[str]:
+        """The column suffixes of a forecast: the mean (''), one per quantile and, with
+        return_params, the parameters; as NeuralForecast names them. quantiles None: the loss's
+        own (e.g. ['', '-median', '-lo-90', '-hi-90']); else those of predict(level=) (has_level:
+        '-lo-90', '-median', '-hi-90') or predict(quantiles=) ('_ql0.1'), in ascending order."""
+        if quantiles is None:
+            return list(self.output_names)
+        names = [""] + [quantile_column(q, has_level) for q in quantiles]
+        return names + (self.param_names if self.return_params else [])
 
     def update_quantile(self, q=None):
         """Predict other quantiles (NeuralForecast's): q list -> outputs ['', '_ql{q}', ...];

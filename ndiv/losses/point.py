@@ -99,6 +99,46 @@ def quantiles_to_outputs(quantiles):
     return np.asarray(unique, dtype=np.float64), names
 
 
+def level_to_quantiles(level) -> list[float]:
+    """predict(level=...) -> the quantiles to forecast, sorted and unique (NeuralForecast's
+    utils.level_to_quantiles): [80, 90] -> [0.05, 0.1, 0.9, 0.95] (no median)."""
+    for lv in level:
+        if isinstance(lv, bool) or not isinstance(lv, (int, float, np.integer, np.floating)) or not 0 < lv < 100:
+            raise ValueError(f"level must hold numbers between 0 and 100 (exclusive), e.g. level=[80, 90]; "
+                             f"got {list(level)}")
+    return sorted({float(q) for lv in level for q in ((50 - lv / 2) / 100, (50 + lv / 2) / 100)})
+
+
+def quantiles_to_level(quantiles) -> list[int]:
+    """The interval levels that quantiles stand for (NeuralForecast's utils.quantiles_to_level)."""
+    return sorted({int(round(100 - 200 * (q * (q < 0.5) + (1 - q) * (q >= 0.5)), 2)) for q in quantiles})
+
+
+def check_quantiles(quantiles) -> list[float]:
+    """predict(quantiles=...) -> sorted, unique floats in (0, 1)."""
+    for q in quantiles:
+        if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 < q < 1:
+            raise ValueError(f"quantiles must hold numbers between 0 and 1 (exclusive), e.g. quantiles=[0.1, 0.5, "
+                             f"0.9]; got {list(quantiles)}")
+    return sorted({float(q) for q in quantiles})
+
+
+def quantile_column(q: float, has_level: bool) -> str:
+    """The column suffix of quantile q in predict(level=) (-lo-90, -median, -hi-90) or
+    predict(quantiles=) (_ql0.1), as NeuralForecast's core._get_column_name."""
+    if not has_level:
+        return f"_ql{q}"
+    if q < 0.5:
+        return f"-lo-{int(round(100 - 200 * q))}"
+    if q > 0.5:
+        return f"-hi-{int(round(100 - 200 * (1 - q)))}"
+    return "-median"
+
+
+def _request(quantiles, has_level) -> str:
+    return f"level={quantiles_to_level(quantiles)}" if has_level else f"quantiles={list(quantiles)}"
+
+
 # ----------------------------------------------------------------------------- base
 class BasePointLoss:
     """Shared by the point losses: weights from mask and horizon_weight, identity domain_map.
@@ -116,6 +156,17 @@ class BasePointLoss:
     def domain_map(self, y_hat):
         """[B, h, N] -> [B, h, N] (the network output is the forecast)."""
         return y_hat
+
+    def predict_output_names(self, quantiles=None, has_level: bool = False, who: str = "the model") -> list[str]:
+        """The column suffixes of a forecast asked for `quantiles` (from predict(level=) when
+        has_level, else predict(quantiles=)); None: the loss's own outputs. A point loss has no
+        intervals: asking for some raises ValueError (`who` names the model in the message)."""
+        if quantiles is None:
+            return list(self.output_names)
+        raise ValueError(
+            f"{who} was trained with loss={self!r}, which forecasts a single value: it cannot give "
+            f"{_request(quantiles, has_level)}. Train it with loss=DistributionLoss('Normal') (intervals at any "
+            "level) or MQLoss(level=[...]) (the levels it is trained with), or predict without level/quantiles")
 
     def _compute_weights(self, y, mask):
         mask = np.ones(_raw(y).shape) if mask is None else _raw(mask)
@@ -263,6 +314,23 @@ class MQLoss(BasePointLoss):
             qs, names = quantiles_to_outputs(list(quantiles))
         super().__init__(horizon_weight, len(qs), names)
         self.quantiles = np.asarray(qs, dtype=np.float64)
+
+    def predict_output_names(self, quantiles=None, has_level: bool = False, who: str = "the model") -> list[str]:
+        """All the trained outputs (as NeuralForecast returns them), once every requested
+        quantile is among the trained ones; ValueError naming the levels it has otherwise."""
+        if quantiles is None:
+            return list(self.output_names)
+        have = self.quantiles
+        missing = [q for q in quantiles if not np.isclose(have, q, rtol=0, atol=1e-9).any()]
+        if missing:
+            trained = sorted(float(q) for q in have)
+            levels = [lv for lv in quantiles_to_level([q for q in trained if q < 0.5])
+                      if all(np.isclose(have, q, rtol=0, atol=1e-6).any() for q in level_to_quantiles([lv]))]
+            raise ValueError(
+                f"{who} was trained with MQLoss, whose quantiles are {trained} (levels {levels}): it cannot give "
+                f"{_request(quantiles, has_level)} (quantiles {missing} missing). Ask for levels among {levels} or "
+                "those quantiles, or train it with an MQLoss that includes them (DistributionLoss gives any level)")
+        return list(self.output_names)
 
     def domain_map(self, y_hat):
         """[B, h, N * Q] -> [B, h, N, Q]."""

@@ -297,7 +297,7 @@ class BaseModel(nn.Module):
         self.eval()
         total, count = 0.0, 0
         for batch in self._windows(dataset, "val"):
-            y_loc, y_scale = _loc_scale(self.scaler, self.device)
+            y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             value = self._loss(self.valid_loss, output, batch, y_loc, y_scale, original=True).item()
             n = len(batch["insample_y"])
@@ -306,9 +306,13 @@ class BaseModel(nn.Module):
         avg = total / max(count, 1)
         return avg if math.isfinite(avg) else math.inf
 
-    def _windows(self, dataset, step: str, step_size: int = 1):
+    def _windows(self, dataset, step: str, step_size: int = 1, test_size: int | None = None):
         """Scaled, parsed windows of every series for 'val' or 'predict', in batches of
-        valid_batch_size series and inference_windows_batch_size windows."""
+        valid_batch_size series and inference_windows_batch_size windows. Each batch carries
+        its own statistics y_loc, y_scale [W, 1, N] (nothing is stored on the model or its
+        scaler, so concurrent calls on one model do not mix). test_size: the steps after the
+        last window start (default: self.test_size, as set by fit_dataset)."""
+        test_size = self.test_size if test_size is None else test_size
         n = dataset.n_series
         series_batches = [np.arange(n)] if self.MULTIVARIATE else [
             np.arange(i, min(i + self.valid_batch_size, n)) for i in range(0, n, self.valid_batch_size)]
@@ -319,7 +323,7 @@ class BaseModel(nn.Module):
             b = dataset.batch(idx)
             windows, static, final = create_windows(
                 b, step, input_size=self.input_size, h=self.h, step_size=self.step_size,
-                val_size=self.val_size, test_size=self.test_size, predict_step_size=step_size,
+                val_size=self.val_size, test_size=test_size, predict_step_size=step_size,
                 multivariate=self.MULTIVARIATE)
             wbs = self.inference_windows_batch_size
             wbs = len(final) if wbs is None or wbs < 0 else wbs
@@ -328,35 +332,49 @@ class BaseModel(nn.Module):
                 sample = np.ascontiguousarray(windows[chosen])
                 st = None if static is None else (static if self.MULTIVARIATE else static[chosen])
                 original = sample[:, self.input_size:, 0].copy()
-                sample = normalize_windows(sample, cols, self.scaler, self.h,
-                                           self.hist_exog_list + self.futr_exog_list)
+                sample, x_shift, x_scale = normalize_windows(sample, cols, self.scaler, self.h,
+                                                             self.hist_exog_list + self.futr_exog_list,
+                                                             return_stats=True)
                 out = parse_windows(sample, cols, input_size=self.input_size, h=self.h, static=st,
                                     static_cols=dataset.static_cols, hist_exog_list=self.hist_exog_list,
                                     futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
                                     multivariate=self.MULTIVARIATE)
-                out["original_outsample_y"] = original
-                out["series_idx"] = idx
+                out.update(original_outsample_y=original, series_idx=idx,
+                           y_loc=x_shift[:, :, 0], y_scale=x_scale[:, :, 0])
                 yield out
 
     @ndiv.no_grad()
-    def predict_dataset(self, dataset, step_size: int = 1, level=None, quantiles=None) -> np.ndarray:
+    def predict_dataset(self, dataset, step_size: int = 1, test_size: int | None = None,
+                        quantiles=None) -> np.ndarray:
         """Forecasts for the prediction windows of every series.
 
-        dataset: with `test_size` steps (set beforehand) after the last window start; the
-        forecast windows start every step_size steps. Returns float32
+        dataset: with test_size steps (default: self.test_size) after the last window start;
+        the forecast windows start every step_size steps. quantiles: sorted floats in (0, 1)
+        that a DistributionLoss estimates instead of its own (from predict(level=/quantiles=));
+        MQLoss gives its trained outputs when they include them, and a point loss raises
+        ValueError (see the loss's predict_output_names). Returns float32
         [n_windows_total, h, n_outputs] (univariate, series-major) or
-        [n_windows, h, n_series, n_outputs] (multivariate).
+        [n_windows, h, n_series, n_outputs] (multivariate); the outputs are named by
+        self.loss.predict_output_names(quantiles).
+
+        Samples come from a generator seeded with random_seed at every call (NeuralForecast
+        reseeds at predict): the same call gives the same forecast, also from several threads.
         """
+        self.loss.predict_output_names(quantiles, who=str(self))    # a point loss raises here
         self.eval()
         self.to(self.device)
+        rng = np.random.default_rng(self.random_seed)
         outs = []
-        for batch in self._windows(dataset, "predict", step_size=step_size):
-            y_loc, y_scale = _loc_scale(self.scaler, self.device)
+        for batch in self._windows(dataset, "predict", step_size=step_size, test_size=test_size):
+            y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             if self.loss.is_distribution_output:
                 distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
-                _, mean, quants = self.loss.sample(distr_args=distr_args, rng=np.random.default_rng(self.random_seed))
-                y_hat = np.concatenate([to_device(mean, "cpu"), to_device(quants, "cpu")], axis=-1)  # [B, h, N, 1 + Q]
+                _, mean, quants = self.loss.sample(distr_args=distr_args, rng=rng, quantiles=quantiles)
+                parts = [to_device(mean, "cpu"), to_device(quants, "cpu")]                 # [B, h, N, 1], [.., Q]
+                if self.loss.return_params:  # NF: torch.stack(distr_args, dim=-1) -> [B, h, N, P]
+                    parts.append(np.stack([to_device(a.data, "cpu") for a in distr_args], axis=-1))
+                y_hat = np.concatenate([p.astype(np.float32, copy=False) for p in parts], axis=-1)
             else:
                 y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()
             if y_hat.ndim == 3:
@@ -391,8 +409,12 @@ def restore_state(model: nn.Module, saved: list) -> None:
 
 def _loc_scale(norm: TemporalNorm, device: str = "cpu"):
     """The target's (loc, scale) [B, 1, N] of the scaler's last transform (Tensors; with revin
-    they carry the learnable affine terms)."""
-    shift, scale = norm.x_shift[:, :, 0], norm.x_scale[:, :, 0]
+    they carry the learnable affine terms). Training only: predictions take theirs from the batch."""
+    return _as_tensors(norm.x_shift[:, :, 0], norm.x_scale[:, :, 0], device)
+
+
+def _as_tensors(shift, scale, device: str = "cpu"):
+    """(loc, scale) [B, 1, N] as Tensors on device (revin's already are, with their gradient)."""
     if not isinstance(shift, ndiv.Tensor):
         shift, scale = ndiv.tensor(shift, device=device), ndiv.tensor(scale, device=device)
     return shift, scale

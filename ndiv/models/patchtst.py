@@ -25,9 +25,11 @@ from ndiv.random import get_rng
 class RevIN(nn.Module):
     """Reversible instance normalisation over time (NeuralForecast's RevIN), x [B, L, C].
 
-    mode='norm' stores each window's last value (subtract_last) or mean, and its std, then
-    normalises; mode='denorm' maps a forecast [B, h, C] back with the stored statistics.
-    The std and the mean are constants for the gradient; the last value is not (as in NF).
+    mode='norm' returns (normalised x, stats): each window's last value (subtract_last) or mean,
+    and its std; mode='denorm' maps a forecast [B, h, C] back with those stats, passed back in
+    (NF keeps them on the layer; here they travel with the call, so concurrent forecasts on one
+    model do not mix). The std and the mean are constants for the gradient; the last value is
+    not (as in NF).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False, subtract_last: bool = False):
@@ -37,16 +39,17 @@ class RevIN(nn.Module):
             self.affine_weight = nn.Parameter(np.ones(num_features, np.float32))
             self.affine_bias = nn.Parameter(np.zeros(num_features, np.float32))
 
-    def forward(self, x, mode: str):
+    def forward(self, x, mode: str, stats=None):
         if mode == "norm":
-            self.center = x[:, -1:, :] if self.subtract_last else x.mean(axis=1, keepdims=True).detach()
-            self.stdev = (x.var(axis=1, keepdims=True, unbiased=False) + self.eps).sqrt().detach()
-            x = (x - self.center) / self.stdev
-            return x * self.affine_weight + self.affine_bias if self.affine else x
+            center = x[:, -1:, :] if self.subtract_last else x.mean(axis=1, keepdims=True).detach()
+            stdev = (x.var(axis=1, keepdims=True, unbiased=False) + self.eps).sqrt().detach()
+            x = (x - center) / stdev
+            return (x * self.affine_weight + self.affine_bias if self.affine else x), (center, stdev)
         if mode == "denorm":
+            center, stdev = stats
             if self.affine:
                 x = (x - self.affine_bias) / (self.affine_weight + self.eps * self.eps)
-            return x * self.stdev + self.center
+            return x * stdev + center
         raise ValueError(f"RevIN: mode must be 'norm' or 'denorm', got {mode!r}")
 
 
@@ -309,13 +312,14 @@ class PatchTST_backbone(nn.Module):
 
     def forward(self, z):
         if self.revin:
-            z = self.revin_layer(z.swapaxes(1, 2), "norm").swapaxes(1, 2)
+            z, stats = self.revin_layer(z.swapaxes(1, 2), "norm")
+            z = z.swapaxes(1, 2)
         if self.padding_patch == "end":
             z = self.padding_patch_layer(z)                              # [B, C, L + stride]
         z = F.unfold1d(z, self.patch_len, self.stride).swapaxes(2, 3)    # [B, C, patch_len, P]
         z = self.head(self.backbone(z))                                  # [B, C, h * c_out]
         if self.revin:
-            z = self.revin_layer(z.swapaxes(1, 2), "denorm").swapaxes(1, 2)
+            z = self.revin_layer(z.swapaxes(1, 2), "denorm", stats).swapaxes(1, 2)
         return z
 
 
