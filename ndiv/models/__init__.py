@@ -13,7 +13,8 @@ from ndiv.models.rnn import RNN
 from ndiv.models.lstm import LSTM
 from ndiv.models.gru import GRU
 from ndiv.models.tcn import TCN
+from ndiv.models.tide import TiDE
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
