@@ -14,7 +14,8 @@ from ndiv.models.lstm import LSTM
 from ndiv.models.gru import GRU
 from ndiv.models.tcn import TCN
 from ndiv.models.tide import TiDE
+from ndiv.models.bitcn import BiTCN
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

@@ -17,11 +17,11 @@ import pytest
 import ndiv
 from ndiv import nn
 from ndiv.losses import MSE, MQLoss
-from ndiv.models import MLP, MODELS, TiDE
+from ndiv.models import MODELS, BiTCN, TiDE
 
 from . import nf_reference as nf_ref
 
-NEW = ["TiDE"]
+NEW = ["TiDE", "BiTCN"]
 
 # tiny configurations without dropout (gradcheck and overfitting need a deterministic forward):
 # (model, hyperparameters, exogenous sizes of the windows_batch)
@@ -31,6 +31,9 @@ TINY = [
     ("TiDE", dict(h=3, input_size=5, hidden_size=6, decoder_output_dim=2, temporal_decoder_dim=4, temporal_width=2,
                   dropout=0.0, hist_exog_list=["x"],
                   futr_exog_list=["f"], stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
+    ("BiTCN", dict(h=3, input_size=5, hidden_size=3, dropout=0.0), {}),
+    ("BiTCN", dict(h=3, input_size=4, hidden_size=2, dropout=0.0, hist_exog_list=["x"], futr_exog_list=["f"],
+                   stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
 ]
 TINY_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(TINY)]
 
@@ -53,6 +56,7 @@ def test_gradcheck_loss_float64(name, kw, exog):
 
 OVERFIT = {  # wider than TINY, still without dropout
     "TiDE": dict(hidden_size=32, decoder_output_dim=4, temporal_decoder_dim=16, dropout=0.0),
+    "BiTCN": dict(hidden_size=16, dropout=0.0),
 }
 
 
@@ -71,6 +75,7 @@ def test_one_batch_overfits(name):
 AIR = {  # small and fast; tools/compare_nf.py measures NeuralForecast's defaults
     "TiDE": dict(hidden_size=32, decoder_output_dim=8, temporal_decoder_dim=16, max_steps=50, learning_rate=1e-2,
                  windows_batch_size=64, scaler_type="standard"),
+    "BiTCN": dict(max_steps=50, learning_rate=1e-2, windows_batch_size=64, scaler_type="standard"),
 }
 
 
@@ -132,9 +137,33 @@ def test_tide_with_futr_exog_only_builds_the_empty_hist_projection():
     assert model._has_sample_randomness()                       # dropout=0.3 by default: no window dedupe
 
 
+def test_bitcn_stacks_are_causal_each_way_and_run_the_dilated_kernel(monkeypatch):
+    from ndiv.autograd.ops import fused
+    calls = []
+    real = fused.Conv1dDilated.apply
+    monkeypatch.setattr(fused.Conv1dDilated, "apply", lambda *a, **k: calls.append(
+        (k["pad_left"], k["pad_right"], k["dilation"])) or real(*a, **k))
+    model = BiTCN(h=3, input_size=6, hidden_size=4, dropout=0.0, futr_exog_list=["f"])
+    assert (model.n_layers_bwd, model.n_layers_fwd) == (3, 4)        # receptive fields >= 6 and >= 9 steps
+    model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(3), 2, 6, 3, futr=1))).sum().backward()
+    dilated = [c for c in calls if c[2] > 1 or c[0] + c[1] > 0]
+    assert sorted(dilated) == sorted([(0, 1, 1), (0, 2, 2), (0, 4, 4), (0, 8, 8), (1, 0, 1), (2, 0, 2), (4, 0, 4)])
+    assert all(p.grad is not None for p in model.parameters())
+    x = np.random.default_rng(4).standard_normal((2, 4, 9)).astype(np.float32)
+    for net, changed, same in ((model.net_bwd, slice(5, None), slice(None, 5)), (model.net_fwd, slice(None, 5), slice(5, None))):
+        with ndiv.no_grad():
+            a = model._stack(net, ndiv.tensor(x)).numpy()
+            x2 = x.copy()
+            x2[:, :, changed] += 1.0
+            b = model._stack(net, ndiv.tensor(x2)).numpy()
+        np.testing.assert_array_equal(a[:, :, same], b[:, :, same])   # backward: the past only; forward: the future only
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: TiDE(h=4, input_size=8, dropout=1.0), "dropout must be in"),
     (lambda: TiDE(h=4, input_size=8, temporal_width=0), "temporal_width must be a positive int"),
+    (lambda: BiTCN(h=4, input_size=1), "input_size must be at least 2"),
+    (lambda: BiTCN(h=4, input_size=8, dropout=-0.1), "dropout must be in"),
 ])
 def test_errors_name_the_option(make, match):
     with pytest.raises(ValueError, match=match):
@@ -155,6 +184,10 @@ NF_CASES = [
      dict(futr=2)),
     ("TiDE", dict(h=4, input_size=7, hidden_size=8, decoder_output_dim=3, hist_exog_list=["a"],
                   loss=("DistributionLoss", "Normal")), dict(hist=1)),
+    ("BiTCN", dict(h=12, input_size=24), {}),
+    ("BiTCN", dict(h=5, input_size=9, hidden_size=4, loss=MQLoss(level=[80, 90]), **ALL_EXOG), ALL_EXOG_SIZES),
+    ("BiTCN", dict(h=3, input_size=2, hidden_size=4, futr_exog_list=["c", "d"], loss=("DistributionLoss", "StudentT")),
+     dict(futr=2)),
 ]
 
 
