@@ -15,7 +15,8 @@ from ndiv.models.gru import GRU
 from ndiv.models.tcn import TCN
 from ndiv.models.tide import TiDE
 from ndiv.models.bitcn import BiTCN
+from ndiv.models.deepnpts import DeepNPTS
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

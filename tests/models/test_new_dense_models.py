@@ -17,11 +17,11 @@ import pytest
 import ndiv
 from ndiv import nn
 from ndiv.losses import MSE, MQLoss
-from ndiv.models import MODELS, BiTCN, TiDE
+from ndiv.models import MODELS, BiTCN, DeepNPTS, TiDE
 
 from . import nf_reference as nf_ref
 
-NEW = ["TiDE", "BiTCN"]
+NEW = ["TiDE", "BiTCN", "DeepNPTS"]
 
 # tiny configurations without dropout (gradcheck and overfitting need a deterministic forward):
 # (model, hyperparameters, exogenous sizes of the windows_batch)
@@ -34,6 +34,9 @@ TINY = [
     ("BiTCN", dict(h=3, input_size=5, hidden_size=3, dropout=0.0), {}),
     ("BiTCN", dict(h=3, input_size=4, hidden_size=2, dropout=0.0, hist_exog_list=["x"], futr_exog_list=["f"],
                    stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
+    ("DeepNPTS", dict(h=3, input_size=5, hidden_size=4, dropout=0.0), {}),          # BatchNorm on batch statistics
+    ("DeepNPTS", dict(h=3, input_size=4, hidden_size=3, dropout=0.0, batch_norm=False, n_layers=1, hist_exog_list=["x"],
+                      futr_exog_list=["f"], stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
 ]
 TINY_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(TINY)]
 
@@ -57,16 +60,21 @@ def test_gradcheck_loss_float64(name, kw, exog):
 OVERFIT = {  # wider than TINY, still without dropout
     "TiDE": dict(hidden_size=32, decoder_output_dim=4, temporal_decoder_dim=16, dropout=0.0),
     "BiTCN": dict(hidden_size=16, dropout=0.0),
+    "DeepNPTS": dict(hidden_size=32, dropout=0.0, batch_norm=False),
 }
 
 
 @pytest.mark.parametrize("name", NEW)
 def test_one_batch_overfits(name):
-    """A fixed batch of 8 windows: MSE falls by two orders of magnitude in a few hundred Adam steps."""
+    """A fixed batch of 8 windows: MSE falls by two orders of magnitude in a few hundred Adam steps.
+    DeepNPTS forecasts a weighted mean of the window: its targets are window values (steps 7, 3, 0, 5)."""
     model = MODELS[name](h=4, input_size=8, loss=MSE(), **OVERFIT[name])
     rng = np.random.default_rng(1)
-    batch = nf_ref.as_tensors(nf_ref.windows_batch(rng, 8, 8, 4))
-    y = ndiv.tensor(rng.standard_normal((8, 4, 1)).astype(np.float32))
+    batch = nf_ref.windows_batch(rng, 8, 8, 4)
+    y = rng.standard_normal((8, 4, 1)).astype(np.float32)
+    if name == "DeepNPTS":
+        y = batch["insample_y"][:, [7, 3, 0, 5]]
+    batch, y = nf_ref.as_tensors(batch), ndiv.tensor(y)
     losses = nf_ref.overfit_losses(model, batch, y, steps=300, lr=1e-2)
     assert np.isfinite(losses).all()
     assert losses[-1] < 1e-2 * losses[0], (losses[0], losses[-1])
@@ -76,6 +84,7 @@ AIR = {  # small and fast; tools/compare_nf.py measures NeuralForecast's default
     "TiDE": dict(hidden_size=32, decoder_output_dim=8, temporal_decoder_dim=16, max_steps=50, learning_rate=1e-2,
                  windows_batch_size=64, scaler_type="standard"),
     "BiTCN": dict(max_steps=50, learning_rate=1e-2, windows_batch_size=64, scaler_type="standard"),
+    "DeepNPTS": dict(max_steps=100, learning_rate=1e-2, windows_batch_size=64),        # scaler 'standard' by default
 }
 
 
@@ -95,9 +104,11 @@ def test_air_passengers_beats_seasonal_naive(name):
 @pytest.mark.parametrize("name", NEW)
 def test_mqloss_outputs_and_registration(name):
     kw = dict(TINY[[n for n, _, _ in TINY].index(name)][1], h=4, input_size=8)
+    assert MODELS[name] is getattr(ndiv.models, name)
+    if name == "DeepNPTS":                              # point losses only
+        return
     model = MODELS[name](**kw, loss=MQLoss(level=[80]))
     assert model(nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(5), 2, 8, 4))).shape == (2, 4, 3)
-    assert MODELS[name] is getattr(ndiv.models, name)
 
 
 # -- the shared pieces -----------------------------------------------------------------------------------
@@ -159,11 +170,29 @@ def test_bitcn_stacks_are_causal_each_way_and_run_the_dilated_kernel(monkeypatch
         np.testing.assert_array_equal(a[:, :, same], b[:, :, same])   # backward: the past only; forward: the future only
 
 
+def test_deepnpts_forecast_is_a_weighted_mean_of_the_window():
+    model = DeepNPTS(h=3, input_size=6, hidden_size=4)
+    assert model._has_sample_randomness()                      # BatchNorm and dropout: no window dedupe
+    model.eval()
+    y = np.random.default_rng(8).standard_normal((5, 6, 1)).astype(np.float32)
+    with ndiv.no_grad():
+        out = model({"insample_y": ndiv.tensor(y)}).numpy()
+        shifted = model({"insample_y": ndiv.tensor(y + 100.0)}).numpy()
+    assert out.shape == (5, 3, 1)
+    assert (out[:, :, 0] >= y.min(1) - 1e-5).all() and (out[:, :, 0] <= y.max(1) + 1e-5).all()
+    assert not np.allclose(shifted, out + 100.0)               # the weights read the values (not shift-invariant)
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: TiDE(h=4, input_size=8, dropout=1.0), "dropout must be in"),
     (lambda: TiDE(h=4, input_size=8, temporal_width=0), "temporal_width must be a positive int"),
     (lambda: BiTCN(h=4, input_size=1), "input_size must be at least 2"),
     (lambda: BiTCN(h=4, input_size=8, dropout=-0.1), "dropout must be in"),
+    (lambda: DeepNPTS(h=4, input_size=8, loss=MQLoss(level=[80])), "only supports point loss functions .* as loss"),
+    (lambda: DeepNPTS(h=4, input_size=8, loss=_nd_loss(("DistributionLoss", "Poisson"))), "only supports point loss"),
+    (lambda: DeepNPTS(h=4, input_size=8, valid_loss=_nd_loss(("DistributionLoss", "Normal"))), "as valid loss"),
+    (lambda: DeepNPTS(h=4, input_size=8, exclude_insample_y=True), "exclude_insample_y=True is not possible"),
+    (lambda: DeepNPTS(h=4, input_size=8, n_layers=0), "n_layers must be a positive int"),
 ])
 def test_errors_name_the_option(make, match):
     with pytest.raises(ValueError, match=match):
@@ -188,6 +217,11 @@ NF_CASES = [
     ("BiTCN", dict(h=5, input_size=9, hidden_size=4, loss=MQLoss(level=[80, 90]), **ALL_EXOG), ALL_EXOG_SIZES),
     ("BiTCN", dict(h=3, input_size=2, hidden_size=4, futr_exog_list=["c", "d"], loss=("DistributionLoss", "StudentT")),
      dict(futr=2)),
+    # DeepNPTS takes point losses only (NF raises otherwise; test_errors_name_the_option checks ours)
+    ("DeepNPTS", dict(h=12, input_size=24), {}),
+    ("DeepNPTS", dict(h=5, input_size=9, hidden_size=4, n_layers=3, **ALL_EXOG), ALL_EXOG_SIZES),
+    ("DeepNPTS", dict(h=3, input_size=6, hidden_size=4, batch_norm=False, dropout=0.0, futr_exog_list=["c", "d"],
+                      loss=MSE()), dict(futr=2)),
 ]
 
 
@@ -214,6 +248,30 @@ def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
     batch = nf_ref.windows_batch(np.random.default_rng(6), 7, kw["input_size"], kw["h"], **exog)
     batch["insample_mask"][0, :3] = 0.0                  # a padded start (NBEATSx's residuals read the mask)
     nf_ref.assert_same_forward(nf_model, nd_model, batch)
+
+
+def test_deepnpts_batch_norm_matches_neuralforecast_in_training_and_after():
+    """Training mode (batch statistics) gives NF's forecast and running statistics; eval mode
+    then uses those running statistics as NF does."""
+    nf_ref.nf_models()
+    import torch
+    kw = dict(h=4, input_size=7, hidden_size=5, dropout=0.0, stat_exog_list=["s"])
+    nf_model, nd_model = nf_ref.build("DeepNPTS", **kw), DeepNPTS(**kw)
+    nf_ref.load_nf_weights(nf_model, nd_model)
+    batch = nf_ref.windows_batch(np.random.default_rng(9), 6, 7, 4, stat=1)
+    nf_model.train()
+    nd_model.train()
+    for _ in range(2):
+        with torch.no_grad():
+            ref = nf_model({k: None if v is None else torch.tensor(v) for k, v in batch.items()}).numpy()
+        with ndiv.no_grad():
+            got = nd_model(nf_ref.as_tensors(batch)).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    ours = nd_model.state_dict()
+    for k, v in nf_ref.nf_state_dict(nf_model).items():
+        np.testing.assert_allclose(np.asarray(ours[k].numpy() if hasattr(ours[k], "numpy") else ours[k]), v,
+                                   rtol=1e-5, atol=1e-6, err_msg=k)
+    nf_ref.assert_same_forward(nf_model, nd_model, nf_ref.windows_batch(np.random.default_rng(10), 3, 7, 4, stat=1))
 
 
 @pytest.mark.parametrize("name", NEW)
