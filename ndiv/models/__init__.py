@@ -16,7 +16,8 @@ from ndiv.models.tcn import TCN
 from ndiv.models.tide import TiDE
 from ndiv.models.bitcn import BiTCN
 from ndiv.models.deepnpts import DeepNPTS
+from ndiv.models.nbeatsx import NBEATSx
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

@@ -17,11 +17,11 @@ import pytest
 import ndiv
 from ndiv import nn
 from ndiv.losses import MSE, MQLoss
-from ndiv.models import MODELS, BiTCN, DeepNPTS, TiDE
+from ndiv.models import MODELS, NBEATSx, BiTCN, DeepNPTS, TiDE
 
 from . import nf_reference as nf_ref
 
-NEW = ["TiDE", "BiTCN", "DeepNPTS"]
+NEW = ["TiDE", "BiTCN", "DeepNPTS", "NBEATSx"]
 
 # tiny configurations without dropout (gradcheck and overfitting need a deterministic forward):
 # (model, hyperparameters, exogenous sizes of the windows_batch)
@@ -37,6 +37,9 @@ TINY = [
     ("DeepNPTS", dict(h=3, input_size=5, hidden_size=4, dropout=0.0), {}),          # BatchNorm on batch statistics
     ("DeepNPTS", dict(h=3, input_size=4, hidden_size=3, dropout=0.0, batch_norm=False, n_layers=1, hist_exog_list=["x"],
                       futr_exog_list=["f"], stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
+    ("NBEATSx", dict(h=3, input_size=5, mlp_units=[[4, 4]], n_harmonics=1, n_polynomials=1), {}),
+    ("NBEATSx", dict(h=3, input_size=4, mlp_units=[[3, 3]], stack_types=["exogenous", "identity"], n_blocks=[1, 1],
+                     hist_exog_list=["x"], futr_exog_list=["f"], stat_exog_list=["s"]), dict(hist=1, futr=1, stat=1)),
 ]
 TINY_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(TINY)]
 
@@ -61,6 +64,7 @@ OVERFIT = {  # wider than TINY, still without dropout
     "TiDE": dict(hidden_size=32, decoder_output_dim=4, temporal_decoder_dim=16, dropout=0.0),
     "BiTCN": dict(hidden_size=16, dropout=0.0),
     "DeepNPTS": dict(hidden_size=32, dropout=0.0, batch_norm=False),
+    "NBEATSx": dict(mlp_units=[[32, 32]]),
 }
 
 
@@ -85,6 +89,7 @@ AIR = {  # small and fast; tools/compare_nf.py measures NeuralForecast's default
                  windows_batch_size=64, scaler_type="standard"),
     "BiTCN": dict(max_steps=50, learning_rate=1e-2, windows_batch_size=64, scaler_type="standard"),
     "DeepNPTS": dict(max_steps=100, learning_rate=1e-2, windows_batch_size=64),        # scaler 'standard' by default
+    "NBEATSx": dict(max_steps=100, mlp_units=[[64, 64], [64, 64]], scaler_type="standard"),
 }
 
 
@@ -183,6 +188,26 @@ def test_deepnpts_forecast_is_a_weighted_mean_of_the_window():
     assert not np.allclose(shifted, out + 100.0)               # the weights read the values (not shift-invariant)
 
 
+def test_nbeatsx_dropout_trains_stochastically_and_turns_off_window_dedupe():
+    model = NBEATSx(h=4, input_size=8, mlp_units=[[8, 8]], dropout_prob_theta=0.5)
+    assert model._has_sample_randomness()
+    batch = nf_ref.as_tensors(nf_ref.windows_batch(np.random.default_rng(4), 2, 8, 4))
+    model.train()
+    assert not np.allclose(model(batch).numpy(), model(batch).numpy())
+    model.eval()
+    np.testing.assert_array_equal(model(batch).numpy(), model(batch).numpy())
+
+
+def test_nbeatsx_reuses_nbeats_blocks_and_bases():
+    from ndiv.models.nbeats import NBEATSBlock, SeasonalityBasis, TrendBasis
+    model = NBEATSx(h=4, input_size=8, mlp_units=[[4, 4]], n_polynomials=3, stack_types=["trend", "seasonality"],
+                    n_blocks=[1, 1], futr_exog_list=["f"])
+    assert all(isinstance(b, NBEATSBlock) for b in model.blocks)
+    assert isinstance(model.blocks[0].basis, TrendBasis) and model.blocks[0].basis.backcast_basis.shape == (4, 8)
+    assert isinstance(model.blocks[1].basis, SeasonalityBasis)
+    assert model.blocks[0].layers[0].in_features == 8 + 1 * (8 + 4)           # residual | futr exog
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda: TiDE(h=4, input_size=8, dropout=1.0), "dropout must be in"),
     (lambda: TiDE(h=4, input_size=8, temporal_width=0), "temporal_width must be a positive int"),
@@ -193,6 +218,12 @@ def test_deepnpts_forecast_is_a_weighted_mean_of_the_window():
     (lambda: DeepNPTS(h=4, input_size=8, valid_loss=_nd_loss(("DistributionLoss", "Normal"))), "as valid loss"),
     (lambda: DeepNPTS(h=4, input_size=8, exclude_insample_y=True), "exclude_insample_y=True is not possible"),
     (lambda: DeepNPTS(h=4, input_size=8, n_layers=0), "n_layers must be a positive int"),
+    (lambda: NBEATSx(h=4, input_size=8, stack_types=["exogenous"], n_blocks=[1], hist_exog_list=["x"]),
+     "'exogenous' stack needs futr_exog_list or stat_exog_list"),
+    (lambda: NBEATSx(h=4, input_size=8, stack_types=["identity", "fourier"], n_blocks=[1, 1]), "stack_types must be among"),
+    (lambda: NBEATSx(h=1, input_size=8), "h=1 does not work"),
+    (lambda: NBEATSx(h=4, input_size=8, activation="GELU"), "activation must be one of"),
+    (lambda: NBEATSx(h=4, input_size=8, n_blocks=[1, 1]), "n_blocks needs one entry per stack"),
 ])
 def test_errors_name_the_option(make, match):
     with pytest.raises(ValueError, match=match):
@@ -222,6 +253,15 @@ NF_CASES = [
     ("DeepNPTS", dict(h=5, input_size=9, hidden_size=4, n_layers=3, **ALL_EXOG), ALL_EXOG_SIZES),
     ("DeepNPTS", dict(h=3, input_size=6, hidden_size=4, batch_norm=False, dropout=0.0, futr_exog_list=["c", "d"],
                       loss=MSE()), dict(futr=2)),
+    ("NBEATSx", dict(h=12, input_size=24), {}),
+    ("NBEATSx", dict(h=5, input_size=9, mlp_units=[[8, 8]], stack_types=["exogenous", "trend", "seasonality", "identity"],
+                     n_blocks=[2, 1, 1, 1], n_polynomials=3, n_harmonics=1, loss=MQLoss(level=[80]), **ALL_EXOG),
+     ALL_EXOG_SIZES),
+    ("NBEATSx", dict(h=4, input_size=7, mlp_units=[[8, 8], [8, 6]], stack_types=["exogenous", "identity"], n_blocks=[2, 2],
+                     shared_weights=True, activation="PReLU", stat_exog_list=["s1"],
+                     loss=("DistributionLoss", "Normal")), dict(stat=1)),
+    ("NBEATSx", dict(h=4, input_size=7, mlp_units=[[8, 8]], stack_types=["exogenous", "trend"], n_blocks=[1, 1],
+                     futr_exog_list=["c", "d"], hist_exog_list=["a"]), dict(futr=2, hist=1)),
 ]
 
 
