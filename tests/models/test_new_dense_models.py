@@ -106,6 +106,26 @@ def test_air_passengers_beats_seasonal_naive(name):
     assert mae < naive, (mae, naive)
 
 
+SMALL = {"TiDE": dict(hidden_size=8, decoder_output_dim=2, temporal_decoder_dim=4), "BiTCN": dict(hidden_size=4),
+         "DeepNPTS": dict(hidden_size=4), "NBEATSx": dict(mlp_units=[[4, 4]], stack_types=["exogenous", "identity"],
+                                                         n_blocks=[1, 1])}
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_save_load_with_futr_exog_gives_the_same_forecast(name, tmp_path):
+    """TiDE with futr exogenous only saves and loads its [hidden, 0] hist projection weight."""
+    train, test = nf_ref.air_passengers()
+    train = dict(train, f=np.sin(np.arange(len(train["y"]))))
+    futr = {"unique_id": test["unique_id"], "ds": test["ds"], "f": np.cos(np.arange(12))}
+    model = MODELS[name](h=12, input_size=24, max_steps=2, futr_exog_list=["f"], enable_progress_bar=False,
+                         **SMALL[name])
+    fc = ndiv.Forecaster([model], freq="MS").fit(train)
+    before = np.asarray(fc.predict(futr_df=futr)[name])
+    fc.save(str(tmp_path / "fc"))
+    np.testing.assert_array_equal(np.asarray(ndiv.Forecaster.load(str(tmp_path / "fc")).predict(futr_df=futr)[name]),
+                                  before)
+
+
 @pytest.mark.parametrize("name", NEW)
 def test_mqloss_outputs_and_registration(name):
     kw = dict(TINY[[n for n, _, _ in TINY].index(name)][1], h=4, input_size=8)
