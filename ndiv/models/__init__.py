@@ -13,7 +13,11 @@ from ndiv.models.rnn import RNN
 from ndiv.models.lstm import LSTM
 from ndiv.models.gru import GRU
 from ndiv.models.tcn import TCN
+from ndiv.models.tide import TiDE
+from ndiv.models.bitcn import BiTCN
+from ndiv.models.deepnpts import DeepNPTS
+from ndiv.models.nbeatsx import NBEATSx
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST)}
+MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

@@ -1,10 +1,10 @@
 """MLP: a multi-layer perceptron over the flattened window (NeuralForecast's MLP)."""
 from __future__ import annotations
 
-import ndiv
 from ndiv import nn
 from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
+from ndiv.models.common._modules import dense_input, dense_input_size
 
 
 class MLP(BaseModel):
@@ -25,8 +25,7 @@ class MLP(BaseModel):
     def __init__(self, h, input_size, num_layers=2, hidden_size=1024, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)
         self.num_layers, self.hidden_size = num_layers, hidden_size
-        n_in = (input_size + self.hist_exog_size * input_size + self.futr_exog_size * (input_size + h)
-                + self.stat_exog_size)
+        n_in = dense_input_size(input_size, h, self.hist_exog_size, self.futr_exog_size, self.stat_exog_size)
         self.mlp = nn.ModuleList([nn.Linear(n_in, hidden_size)]
                                  + [nn.Linear(hidden_size, hidden_size) for _ in range(num_layers - 1)])
         self.out = nn.Linear(hidden_size, h * self.loss.outputsize_multiplier)
@@ -36,12 +35,7 @@ class MLP(BaseModel):
         -> [B, h, n_out]."""
         x = windows_batch["insample_y"].squeeze(-1)                       # [B, L]
         b = x.shape[0]
-        parts = [x]
-        for key, size in (("hist_exog", self.hist_exog_size), ("futr_exog", self.futr_exog_size),
-                          ("stat_exog", self.stat_exog_size)):
-            if size > 0:
-                parts.append(windows_batch[key].reshape(b, -1))
-        y = ndiv.cat(parts, axis=1) if len(parts) > 1 else x
+        y = dense_input(x, windows_batch, self.hist_exog_size, self.futr_exog_size, self.stat_exog_size)
         for layer in self.mlp:
             y = layer(y).relu()
         return self.out(y).reshape(b, self.h, self.loss.outputsize_multiplier)

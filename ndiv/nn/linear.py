@@ -20,6 +20,8 @@ class Linear(Module):
     """y = x @ weight.T + bias. x [..., in_features] -> [..., out_features].
 
     weight [out, in] ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a=sqrt(5)), bias likewise.
+    in_features=0 is allowed, as in torch: weight [out, 0] is in the state_dict, the bias is 0 and
+    the output is the bias broadcast to [..., out_features].
 
     >>> Linear(3, 2)(ndiv.randn(4, 3)).shape
     (4, 2)
@@ -44,6 +46,9 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        if self.in_features == 0 and x.shape[-1] == 0:     # an empty sum: the bias alone
+            zeros = x.sum(-1, keepdim=True).expand(*x.shape[:-1], self.out_features)   # keeps x in the graph
+            return zeros if self.bias is None else zeros + self.bias
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

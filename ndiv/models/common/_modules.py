@@ -1,6 +1,8 @@
 """The blocks NeuralForecast's models share (its common/_modules.py), with its module names,
 so that an NF state_dict loads unchanged: MLP (the decoder of RNN, LSTM, GRU, TCN, ...),
-Chomp1d, CausalConv1d and TemporalConvolutionEncoder (TCN's dilated causal encoder).
+Chomp1d, CausalConv1d and TemporalConvolutionEncoder (TCN's dilated causal encoder); and the
+input assembly the models share: `encoder_input` (per step, RNN family, TCN, BiTCN) and
+`dense_input` (flattened, MLP and NBEATSx).
 """
 from __future__ import annotations
 
@@ -50,6 +52,27 @@ def encoder_input(windows_batch: dict, hist_exog_size: int, stat_exog_size: int,
     if futr_exog_size:
         parts.append(windows_batch["futr_exog"][:, :L])
     return ndiv.cat(parts, axis=2) if len(parts) > 1 else y
+
+
+def dense_input_size(input_size: int, h: int, hist_exog_size: int, futr_exog_size: int, stat_exog_size: int) -> int:
+    """The width of `dense_input`'s output: L + X * L + F * (L + h) + S."""
+    return input_size * (1 + hist_exog_size) + futr_exog_size * (input_size + h) + stat_exog_size
+
+
+def dense_input(insample_y, windows_batch: dict, hist_exog_size: int, futr_exog_size: int, stat_exog_size: int):
+    """The flattened input of NF's dense models (MLP, the NBEATSx blocks):
+    [y_{t-L..t} | hist exog X_{t-L..t} | futr exog F_{t-L..t+h} | static S], each exogenous block
+    flattened time-major, the ones of size 0 left out.
+
+    insample_y [B, L] (NBEATSx passes its reversed residuals); windows_batch: hist_exog
+    [B, L, X], futr_exog [B, L + h, F], stat_exog [B, S] -> [B, dense_input_size(...)].
+    """
+    b = insample_y.shape[0]
+    parts = [insample_y]
+    for key, size in (("hist_exog", hist_exog_size), ("futr_exog", futr_exog_size), ("stat_exog", stat_exog_size)):
+        if size > 0:
+            parts.append(windows_batch[key].reshape(b, -1))
+    return ndiv.cat(parts, axis=1) if len(parts) > 1 else insample_y
 
 
 class MLP(nn.Module):
