@@ -9,6 +9,7 @@ import numpy as np
 import ndiv
 from ndiv import nn
 from ndiv.autograd.ops import fused
+from ndiv.models._checks import POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
 from ndiv.models.common._modules import encoder_input
 from ndiv.autograd.tensor import DEFAULT_DTYPE
@@ -87,15 +88,12 @@ class BiTCN(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="identity")
+    OPTION_RULES = dict(hidden_size=POSITIVE_INT, dropout=PROBABILITY)
 
     def __init__(self, h, input_size, hidden_size=16, dropout=0.5, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)
         if input_size < 2:
             raise ValueError(f"BiTCN: input_size must be at least 2 (the backward TCN needs one layer), got {input_size}")
-        if not isinstance(hidden_size, int) or hidden_size < 1:
-            raise ValueError(f"BiTCN: hidden_size must be a positive int, got {hidden_size!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"BiTCN: dropout must be in [0, 1), got {dropout!r}")
         self.kernel_size, self.hidden_size, self.dropout = 2, hidden_size, dropout
         k = self.kernel_size
 

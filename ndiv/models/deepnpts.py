@@ -6,6 +6,7 @@ import ndiv
 from ndiv import nn
 from ndiv.losses import MAE
 from ndiv.losses.point import BasePointLoss
+from ndiv.models._checks import POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
 from ndiv.nn import functional as F
 
@@ -33,6 +34,8 @@ class DeepNPTS(BaseModel):
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=3, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="standard")
 
+    OPTION_RULES = dict(hidden_size=POSITIVE_INT, n_layers=POSITIVE_INT, dropout=PROBABILITY)
+
     def __init__(self, h, input_size, hidden_size=32, batch_norm=True, dropout=0.1, n_layers=2, **kwargs):
         if kwargs.get("exclude_insample_y"):
             raise ValueError("DeepNPTS: exclude_insample_y=True is not possible: the forecast is a weighted mean "
@@ -46,11 +49,6 @@ class DeepNPTS(BaseModel):
             raise ValueError(f"DeepNPTS only supports point loss functions (MAE, MSE, etc) as valid loss function, "
                              f"got valid_loss={valid_loss!r}")
         super().__init__(h=h, input_size=input_size, **{**kwargs, "valid_loss": valid_loss})
-        for k, v in (("hidden_size", hidden_size), ("n_layers", n_layers)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"DeepNPTS: {k} must be a positive int, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"DeepNPTS: dropout must be in [0, 1), got {dropout!r}")
         self.hidden_size, self.batch_norm, self.dropout, self.n_layers = hidden_size, batch_norm, dropout, n_layers
         n_in = input_size * (1 + self.futr_exog_size + self.hist_exog_size) + self.stat_exog_size + h * self.futr_exog_size
         layers = []

@@ -6,7 +6,9 @@ import ndiv
 from ndiv import nn
 from ndiv.models.base import BaseModel
 from ndiv.models.common._modules import dense_input, dense_input_size
-from ndiv.models.nbeats import IdentityBasis, NBEATSBlock, SeasonalityBasis, TrendBasis, check_block_options
+from ndiv.models._checks import NON_NEGATIVE_INT, POSITIVE_INT
+from ndiv.models.nbeats import (BLOCK_RULES, IdentityBasis, NBEATSBlock, SeasonalityBasis, TrendBasis,
+                                check_block_options)
 
 STACK_TYPES = ("identity", "trend", "seasonality", "exogenous")
 
@@ -79,6 +81,7 @@ class NBEATSx(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=3, windows_batch_size=1024,
                     inference_windows_batch_size=-1, scaler_type="identity")
+    OPTION_RULES = dict(BLOCK_RULES, n_harmonics=POSITIVE_INT, n_polynomials=NON_NEGATIVE_INT)
 
     def __init__(self, h, input_size, n_harmonics=2, n_polynomials=2,
                  stack_types=("identity", "trend", "seasonality"), n_blocks=(1, 1, 1), mlp_units=((512, 512),) * 3,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ndiv
 from ndiv import nn
+from ndiv.models._checks import POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
 
 
@@ -51,17 +52,13 @@ class TiDE(BaseModel):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="identity")
+    OPTION_RULES = dict(hidden_size=POSITIVE_INT, decoder_output_dim=POSITIVE_INT, temporal_decoder_dim=POSITIVE_INT,
+                        num_encoder_layers=POSITIVE_INT, num_decoder_layers=POSITIVE_INT, temporal_width=POSITIVE_INT,
+                        dropout=PROBABILITY)
 
     def __init__(self, h, input_size, hidden_size=512, decoder_output_dim=32, temporal_decoder_dim=128, dropout=0.3,
                  layernorm=True, num_encoder_layers=1, num_decoder_layers=1, temporal_width=4, **kwargs):
         super().__init__(h=h, input_size=input_size, **kwargs)
-        for k, v in (("hidden_size", hidden_size), ("decoder_output_dim", decoder_output_dim),
-                     ("temporal_decoder_dim", temporal_decoder_dim), ("num_encoder_layers", num_encoder_layers),
-                     ("num_decoder_layers", num_decoder_layers), ("temporal_width", temporal_width)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"TiDE: {k} must be a positive int, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"TiDE: dropout must be in [0, 1), got {dropout!r}")
         self.hidden_size, self.decoder_output_dim, self.temporal_decoder_dim = hidden_size, decoder_output_dim, temporal_decoder_dim
         self.dropout, self.layernorm, self.temporal_width = dropout, layernorm, temporal_width
         self.num_encoder_layers, self.num_decoder_layers = num_encoder_layers, num_decoder_layers

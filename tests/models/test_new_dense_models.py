@@ -229,15 +229,15 @@ def test_nbeatsx_reuses_nbeats_blocks_and_bases():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: TiDE(h=4, input_size=8, dropout=1.0), "dropout must be in"),
-    (lambda: TiDE(h=4, input_size=8, temporal_width=0), "temporal_width must be a positive int"),
+    (lambda: TiDE(h=4, input_size=8, dropout=1.0), "dropout must be a probability in"),
+    (lambda: TiDE(h=4, input_size=8, temporal_width=0), "temporal_width must be a positive integer"),
     (lambda: BiTCN(h=4, input_size=1), "input_size must be at least 2"),
-    (lambda: BiTCN(h=4, input_size=8, dropout=-0.1), "dropout must be in"),
+    (lambda: BiTCN(h=4, input_size=8, dropout=-0.1), "dropout must be a probability in"),
     (lambda: DeepNPTS(h=4, input_size=8, loss=MQLoss(level=[80])), "only supports point loss functions .* as loss"),
     (lambda: DeepNPTS(h=4, input_size=8, loss=_nd_loss(("DistributionLoss", "Poisson"))), "only supports point loss"),
     (lambda: DeepNPTS(h=4, input_size=8, valid_loss=_nd_loss(("DistributionLoss", "Normal"))), "as valid loss"),
     (lambda: DeepNPTS(h=4, input_size=8, exclude_insample_y=True), "exclude_insample_y=True is not possible"),
-    (lambda: DeepNPTS(h=4, input_size=8, n_layers=0), "n_layers must be a positive int"),
+    (lambda: DeepNPTS(h=4, input_size=8, n_layers=0), "n_layers must be a positive integer"),
     (lambda: NBEATSx(h=4, input_size=8, stack_types=["exogenous"], n_blocks=[1], hist_exog_list=["x"]),
      "'exogenous' stack needs futr_exog_list or stat_exog_list"),
     (lambda: NBEATSx(h=4, input_size=8, stack_types=["identity", "fourier"], n_blocks=[1, 1]), "stack_types must be among"),
