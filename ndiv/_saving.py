@@ -268,12 +268,13 @@ class _Folder:
 def load_forecaster(cls, path):
     """Read a folder written by save_forecaster into a new `cls` (Forecaster)."""
     path = os.fspath(path)
-    for attempt in range(3):
+    attempts = 5  # a folder replaced while we read it (files gone) is read again, from the start
+    for attempt in range(attempts):
         folder = _Folder(path)
         try:
             return _read(cls, folder)
         except FileNotFoundError:
-            if attempt == 2 or not folder.replaced():
+            if attempt == attempts - 1 or not folder.replaced():
                 raise
         finally:
             folder.close()

@@ -134,34 +134,61 @@ def test_overwrite_replaces_only_a_saved_folder(fitted, tmp_path):
     assert "forecaster.json" in os.listdir(tmp_path / "empty")
 
 
-def test_loads_during_overwrites_see_one_whole_folder(tmp_path):
+def two_versions(tmp_path):
     data = two_series(30)
     fcs = [ndiv.Forecaster([tiny_mlp(max_steps=1, random_seed=s)], freq=1).fit(data) for s in (1, 2)]
-    weights = [fc.models[0].state_dict() for fc in fcs]
+    return fcs, [fc.models[0].state_dict() for fc in fcs]
+
+
+def which(fc, weights) -> list:
+    got = fc.models[0].state_dict()
+    return [i for i, w in enumerate(weights) if all(np.array_equal(got[k], w[k]) for k in w)]
+
+
+def test_a_folder_replaced_while_loading_is_read_again_not_mixed(tmp_path, monkeypatch):
+    fcs, weights = two_versions(tmp_path)
     path = str(tmp_path / "fc")
     fcs[0].save(path)
-    done, seen, errors = threading.Event(), [], []
+    real_read = _saving._Folder.read
+    replaced = []
+
+    def read(self, name, key):  # forecaster.json of version 0 is read; then version 1 replaces it
+        if name.endswith(".safetensors") and not replaced:
+            replaced.append(name)
+            fcs[1].save(path, overwrite=True)
+        return real_read(self, name, key)
+
+    monkeypatch.setattr(_saving._Folder, "read", read)
+    assert which(ndiv.Forecaster.load(path), weights) == [1]
+    assert replaced and os.listdir(tmp_path) == ["fc"]
+
+
+def test_loads_during_overwrites_see_one_whole_folder(tmp_path):
+    fcs, weights = two_versions(tmp_path)
+    path = str(tmp_path / "fc")
+    fcs[0].save(path)
+    done, loaded, seen, errors = threading.Event(), threading.Event(), [], []
 
     def reader():
         while not done.is_set():
             try:
-                got = ndiv.Forecaster.load(path).models[0].state_dict()
+                seen.append(which(ndiv.Forecaster.load(path), weights))
             except Exception as e:  # recorded, then failed below with the exception's text
                 errors.append(repr(e))
-                continue
-            match = [i for i, w in enumerate(weights) if all(np.array_equal(got[k], w[k]) for k in w)]
-            seen.append(match)
+            loaded.set()
 
     t = threading.Thread(target=reader)
     t.start()
     try:
-        for i in range(12):
+        for i in range(12):  # each save waits for a load to end, so loads and saves interleave
+            loaded.clear()
             fcs[i % 2].save(path, overwrite=True)
+            loaded.wait(timeout=60)
     finally:
         done.set()
         t.join()
     assert not errors, errors[:3]
-    assert seen and all(len(m) == 1 for m in seen)
+    assert len(seen) >= 12 and all(len(m) == 1 for m in seen)
     assert os.listdir(tmp_path) == ["fc"]
 
 
