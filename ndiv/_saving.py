@@ -93,7 +93,7 @@ def _write_folder(fc, folder: str) -> None:
     if raw.static is not None:
         arrays["static"] = raw.static
     ds_kind = "datetime" if raw.ds.dtype.kind == "M" else "int"
-    arrays["ds"] = raw.ds.astype("datetime64[ns]").astype(np.int64) if ds_kind == "datetime" else raw.ds.astype(np.int64)
+    arrays["ds"] = (raw.ds.astype("datetime64[ns]") if ds_kind == "datetime" else raw.ds).astype(np.int64)
     ndiv.save(arrays, os.path.join(folder, DATA))
     data = {"file": DATA, "sha256": _sha256_of(os.path.join(folder, DATA)), "temporal_cols": raw.temporal_cols,
             "uids": raw.uids.tolist(), "uid_kind": "int" if raw.uids.dtype.kind in "iu" else "str",
@@ -191,7 +191,8 @@ def config_to_json(config: dict, where: str) -> dict:
                                  f"({sorted(LOSSES)}); only those losses can be saved and loaded")
             out[k] = {"__loss__": name, "config": config_to_json(getattr(v, "_init_config", {}), f"{where}.{k}")}
         elif isinstance(v, type):
-            raise ValueError(f"cannot save option {k}={v!r} (a class); save supports the default optimizer and scheduler")
+            raise ValueError(f"cannot save option {k}={v!r} (a class); save supports the default optimizer "
+                             "and scheduler")
         else:
             out[k] = v
     return out

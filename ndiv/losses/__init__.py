@@ -22,6 +22,7 @@ for _cls in (BasePointLoss, MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, Quanti
 LOSSES = {cls.__name__: cls for cls in (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss,
                                         DistributionLoss)}
 
-__all__ = ["LOSSES", "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
+__all__ = ["LOSSES",
+           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
            "quantiles_to_outputs", "weighted_mean"]
