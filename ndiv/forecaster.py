@@ -8,28 +8,24 @@ predict_insample, save, load) over ndiv models.
     >>> fc.predict()                     # unique_id, ds, MLP
 
 Data come as a pandas DataFrame or a dict of 1-D arrays; the output has the same kind.
-Saved forecasters are a folder of JSON (configuration, local scalers, the last rows of the
-data needed to predict) and safetensors weights: loading never unpickles.
+Saved forecasters are a folder of JSON (configuration, local scalers) and safetensors (weights,
+the training data), written atomically and loaded without trusting it (ndiv/_saving.py):
+loading never unpickles.
 """
 from __future__ import annotations
 
 import functools
-import json
-import os
 from typing import Sequence
 
 import numpy as np
 
-import ndiv
+from ndiv import _saving
 from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
                        make_frame)
 from ndiv.data.local_scalers import LocalScaler
-from ndiv.device import to_device
 from ndiv.losses import check_quantiles, level_to_quantiles
-from ndiv.models import MODELS, BaseModel
+from ndiv.models import BaseModel
 from ndiv.models.base import restore_state, snapshot_state
-
-FORMAT_VERSION = 1
 
 
 def _transactional(method):
@@ -324,53 +320,22 @@ class Forecaster:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str, overwrite: bool = False) -> None:
-        """Write a folder: forecaster.json (models' configurations, freq, local scalers, the
-        data tail needed to predict) and one safetensors file of weights per model."""
+        """Write a folder: forecaster.json (models' configurations, freq, local scalers, file
+        names and SHA-256 digests), one safetensors file of weights per model and the training
+        data (data.safetensors, in the data's units).
+
+        The folder is written beside `path` and renamed into place: a reader sees the old or
+        the new folder, never half of one, and a failed save leaves the old folder as it was.
+        overwrite=True replaces only an empty folder or one written by save (ndiv/_saving.py)."""
         self._require_fit("save")
-        if os.path.exists(path) and os.listdir(path) and not overwrite:
-            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it")
-        os.makedirs(path, exist_ok=True)
-        models = []
-        for i, m in enumerate(self.models):
-            fname = f"model_{i}.safetensors"
-            ndiv.save({k: to_device(v, "cpu") for k, v in m.state_dict().items()}, os.path.join(path, fname))
-            models.append({"class": type(m).__name__, "config": _to_json(m._init_config), "weights": fname})
-        ds = self._dataset
-        meta = {
-            "format_version": FORMAT_VERSION, "ndiv_version": ndiv.__version__,
-            "freq": self.freq, "local_scaler_type": self.local_scaler_type, "models": models,
-            "scalers": {k: v.to_dict() for k, v in self._scalers.items()},
-        }
-        with open(os.path.join(path, "forecaster.json"), "w") as f:
-            json.dump(meta, f, indent=1, default=_json_default)
-        _save_dataset(ds, os.path.join(path, "data.safetensors"), os.path.join(path, "data.json"))
+        _saving.save_forecaster(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str) -> "Forecaster":
-        """Load a folder written by save(): JSON and safetensors only (never a pickle)."""
-        meta_path = os.path.join(path, "forecaster.json")
-        if not os.path.isfile(meta_path):
-            raise FileNotFoundError(f"{meta_path} not found: is {path!r} a folder written by Forecaster.save?")
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format_version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
-        models = []
-        for entry in meta["models"]:
-            if entry["class"] not in MODELS:
-                raise ValueError(f"{path}: unknown model class {entry['class']!r}; known: {sorted(MODELS)}")
-            model = MODELS[entry["class"]](**_from_json(entry["config"]))
-            model.load_state_dict(ndiv.load(os.path.join(path, entry["weights"])), strict=True)
-            model.eval()
-            models.append(model)
-        fc = cls(models, freq=meta["freq"], local_scaler_type=meta["local_scaler_type"])
-        fc._scalers = {k: LocalScaler.from_dict(v) for k, v in meta["scalers"].items()}
-        fc._dataset = _load_dataset(os.path.join(path, "data.safetensors"), os.path.join(path, "data.json"))
-        fc._raw_dataset = fc._dataset
-        fc._static_df = None
-        fc._fitted = True
-        fc._like = "pandas" if _has_pandas() else None
-        return fc
+        """Load a folder written by save(): JSON and safetensors only (never a pickle). Raises
+        FileNotFoundError for a missing folder or file and ValueError, naming the file and the
+        key, for anything edited, truncated, out of the folder or unknown (ndiv/_saving.py)."""
+        return _saving.load_forecaster(cls, path)
 
 
 def _rescale_future(full, ds, scalers, h):
@@ -413,62 +378,3 @@ def _has_pandas() -> bool:
         return True
     except ImportError:
         return False
-
-
-def _json_default(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    raise TypeError(f"cannot save a value of type {type(v).__name__} in the model configuration")
-
-
-def _to_json(config: dict) -> dict:
-    """Model configuration -> JSON-able dict; losses become {'__loss__': name, 'config': {...}}."""
-    out = {}
-    for k, v in config.items():
-        if hasattr(v, "is_distribution_output"):
-            out[k] = {"__loss__": type(v).__name__, "config": _to_json(getattr(v, "_init_config", {}))}
-        elif isinstance(v, type):
-            raise ValueError(f"cannot save option {k}={v!r} (a class); save supports the default optimizer and scheduler")
-        else:
-            out[k] = v
-    return out
-
-
-def _from_json(config: dict) -> dict:
-    from ndiv import losses
-    out = {}
-    for k, v in config.items():
-        if isinstance(v, dict) and "__loss__" in v:
-            out[k] = getattr(losses, v["__loss__"])(**_from_json(v["config"]))
-        else:
-            out[k] = v
-    return out
-
-
-def _save_dataset(ds: TimeSeriesDataset, weights_path: str, json_path: str) -> None:
-    arrays = {"temporal": ds.temporal, "indptr": ds.indptr}
-    if ds.static is not None:
-        arrays["static"] = ds.static
-    kind = "datetime" if ds.ds.dtype.kind == "M" else "int"
-    arrays["ds"] = ds.ds.astype("datetime64[ns]").astype(np.int64) if kind == "datetime" else ds.ds.astype(np.int64)
-    ndiv.save(arrays, weights_path)
-    meta = {"temporal_cols": ds.temporal_cols, "uids": ds.uids.tolist(), "uid_kind": ds.uids.dtype.kind,
-            "static_cols": ds.static_cols, "freq": ds.freq, "ds_kind": kind, "id_col": ds.id_col,
-            "time_col": ds.time_col, "target_col": ds.target_col}
-    with open(json_path, "w") as f:
-        json.dump(meta, f, default=_json_default)
-
-
-def _load_dataset(weights_path: str, json_path: str) -> TimeSeriesDataset:
-    arrays = ndiv.load(weights_path)
-    with open(json_path) as f:
-        meta = json.load(f)
-    ds = arrays["ds"].astype("datetime64[ns]") if meta["ds_kind"] == "datetime" else arrays["ds"]
-    uids = np.asarray(meta["uids"])
-    return TimeSeriesDataset(arrays["temporal"], meta["temporal_cols"], arrays["indptr"], uids, ds,
-                             arrays.get("static"), meta["static_cols"], meta["freq"], meta["id_col"],
-                             meta["time_col"], meta["target_col"])

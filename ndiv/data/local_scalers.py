@@ -111,9 +111,22 @@ class LocalScaler:
         return {"scaler_type": self.scaler_type, "stats": self.stats_.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LocalScaler":
+    def from_dict(cls, d: dict, n_series: int | None = None) -> "LocalScaler":
+        """The inverse of to_dict, checked: scaler_type one of LOCAL_SCALER_TYPES, stats a list of
+        [shift, scale] pairs of finite numbers (n_series of them when given)."""
+        if not isinstance(d, dict) or not isinstance(d.get("scaler_type"), str) or "stats" not in d:
+            raise ValueError(f"LocalScaler.from_dict expects {{'scaler_type': str, 'stats': [[shift, scale], ...]}}, "
+                             f"got {str(d)[:60]}")
         out = cls(d["scaler_type"])
-        out.stats_ = np.asarray(d["stats"], dtype=np.float64).reshape(-1, 2)
+        stats = d["stats"]
+        if (not isinstance(stats, list) or not all(isinstance(p, list) and len(p) == 2 for p in stats)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for p in stats for v in p)):
+            raise ValueError(f"LocalScaler stats must be a list of [shift, scale] number pairs, got {str(stats)[:60]}")
+        out.stats_ = np.asarray(stats, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(out.stats_).all():
+            raise ValueError("LocalScaler stats must be finite numbers")
+        if n_series is not None and len(out.stats_) != n_series:
+            raise ValueError(f"LocalScaler stats has {len(out.stats_)} pairs for {n_series} series")
         return out
 
 

@@ -19,7 +19,12 @@ from ndiv.config import record_init_args
 for _cls in (BasePointLoss, MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss, DistributionLoss):
     record_init_args(_cls)  # Forecaster.save writes each loss as its class name and arguments
 
-__all__ = ["MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
+# The losses a saved Forecaster may name: Forecaster.load looks a name up here and nowhere else.
+LOSSES = {cls.__name__: cls for cls in (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss,
+                                        DistributionLoss)}
+
+__all__ = ["LOSSES",
+           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
            "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",
            "weighted_mean"]
