@@ -266,3 +266,17 @@ def test_fused_matches_torch_on_nonfinite(name):
     ((tout * torch.tensor(rng.standard_normal(tout.shape))).sum()).backward()
     _assert_same(got_out + got_grads, [tout.detach().numpy()] + [t.grad.numpy() for t in tin], name,
                  rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in NONFINITE if n.startswith("attn")])
+def test_functional_sdpa_routes_agree_on_nonfinite(name, monkeypatch):
+    """F.scaled_dot_product_attention's flash route and its composed route (taken below
+    FLASH_MIN_SCORES) give the same nan and inf."""
+    F = ndiv.nn.functional
+    case, make = NONFINITE[name]
+    kwargs = CASES[case][3]
+    monkeypatch.setattr(F, "FLASH_MIN_SCORES", 0)
+    with np.errstate(all="ignore"):
+        got = outputs_and_grads(case, F.scaled_dot_product_attention, make(np.random.default_rng(4), "float64"), kwargs)
+        want = outputs_and_grads(case, F._sdpa_composed, make(np.random.default_rng(4), "float64"), kwargs)
+    _assert_same(got[0] + got[1], want[0] + want[1], name, rtol=1e-9, atol=1e-10)
