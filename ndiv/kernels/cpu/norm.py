@@ -2,8 +2,8 @@
 
 Row kernels take [N, D] (the autograd Function reshapes), split the rows into one chunk per
 thread, and make one pass to reduce and one to write, with float64 accumulators. NaN and inf
-propagate as in reference/norm.py (and torch) with no extra pass: a nan or inf reaches the row's
-sums, so the whole row comes out nan.
+propagate as in reference/norm.py (and torch) with no extra pass: a nan or +inf in a row (for
+layer norm also a -inf; for softmax a row of -inf only) reaches its sums, so the row comes out nan.
 """
 from __future__ import annotations
 
