@@ -25,10 +25,11 @@ from ndiv.random import get_rng
 
 
 def _fused_ok(*tensors) -> bool:
-    """True when every given Tensor holds a float32/float64 CPU array of one dtype: the fused
-    kernels (ndiv.autograd.ops.fused) then replace the composed version."""
+    """True when the given Tensors (None skipped) hold float32/float64 arrays of one dtype on one
+    device: the fused Functions (ndiv.autograd.ops.fused) then replace the composed version, on
+    either device; which kernels run (Numba or CUDA) is kernels_for(x)'s decision, not this one's."""
     ts = [t for t in tensors if t is not None]
-    return all(isinstance(t, Tensor) and type(t.data) is np.ndarray and t.dtype == ts[0].dtype for t in ts) \
+    return all(isinstance(t, Tensor) and t.dtype == ts[0].dtype and t.device == ts[0].device for t in ts) \
         and ts[0].dtype in (np.float32, np.float64)
 
 

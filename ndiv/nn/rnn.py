@@ -70,21 +70,21 @@ def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: boo
 
 
 def recurrence(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False):
-    """recurrence_composed's signature and results; LSTM and GRU on float CPU arrays run the fused
-    whole-sequence kernels (ndiv.autograd.ops.fused), everything else the composed version."""
-    arrays = [t.data for t in (x, h, c, w_ih, w_hh, b_ih, b_hh) if t is not None]
-    if mode not in ("LSTM", "GRU") or not all(type(a) is np.ndarray and a.dtype == x.dtype for a in arrays) \
-            or x.dtype not in (np.float32, np.float64):
+    """recurrence_composed's signature and results; LSTM and GRU on float arrays of one dtype and
+    one device run the fused whole-sequence kernels (ndiv.autograd.ops.fused, whose kernels_for(x)
+    picks Numba or CUDA), everything else the composed version."""
+    tensors = [t for t in (x, h, c, w_ih, w_hh, b_ih, b_hh) if t is not None]
+    if mode not in ("LSTM", "GRU") or x.dtype not in (np.float32, np.float64) \
+            or not all(t.dtype == x.dtype and t.device == x.device for t in tensors):
         return recurrence_composed(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse)
     from ndiv.autograd.ops import fused
-    flip = np.arange(x.shape[0] - 1, -1, -1)
     if reverse:
-        x = x[flip]
+        x = x[::-1]                      # a view, on either device
     if mode == "LSTM":
         y, h, c = fused.lstm_seq(x, h, c, w_ih, w_hh, b_ih, b_hh)
     else:
         y, h = fused.gru_seq(x, h, w_ih, w_hh, b_ih, b_hh)
-    return (y[flip] if reverse else y), h, c
+    return (y[::-1] if reverse else y), h, c
 
 
 class RNNBase(Module):

@@ -53,7 +53,8 @@ def conv1d_dilated(x, weight, bias=None, padding=0, dilation=1):
 
 
 def attention(q, k, v, attn_mask=None, is_causal=False, scale=None):
-    """softmax(q k^T * scale + mask) v with the full [Lq, Lk] score matrix."""
+    """softmax(q k^T * scale + mask) v with the full [Lq, Lk] score matrix; masks are added (-inf),
+    so a nan stays a nan; a row with every key masked has weights 0 (torch's math backend)."""
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     s = (q @ k.swapaxes(-1, -2)) * scale
     if attn_mask is not None:
@@ -61,8 +62,11 @@ def attention(q, k, v, attn_mask=None, is_causal=False, scale=None):
         s = s + (np.where(m, 0.0, -np.inf) if m.dtype == bool else m).astype(s.dtype)
     if is_causal:
         Lq, Lk = s.shape[-2:]
-        s = ndiv.where(ndiv.tensor(np.tril(np.ones((Lq, Lk), bool))), s, ndiv.tensor(-np.inf, dtype=s.dtype))
-    return softmax(s, -1) @ v
+        s = s + np.where(np.tril(np.ones((Lq, Lk), bool)), 0.0, -np.inf).astype(s.dtype)
+    m = s.data.max(axis=-1, keepdims=True)                 # a constant shift (nan if the row has one)
+    dead = m == -np.inf
+    e = (s - np.where(dead, 0.0, m).astype(s.dtype)).exp()
+    return (e / (e.sum(axis=-1, keepdims=True) + dead.astype(s.dtype))) @ v
 
 
 def softmax(x, axis=-1):

@@ -184,3 +184,99 @@ def test_attention_memory_is_linear_in_length():
 def test_errors_name_the_argument(call_, match):
     with pytest.raises(ValueError, match=match):
         call_()
+
+
+# -- nan and inf: the fused Functions against the composed oracles and torch -----------------------
+def _poke(inputs, i, index, value):
+    """inputs with inputs[i].data[index] = value (a fresh leaf, so the tape starts clean)."""
+    data = inputs[i].data.copy()
+    data[index] = value
+    inputs[i] = ndiv.tensor(data, requires_grad=True)
+    return inputs
+
+
+def _nonfinite_rows(dt, D=6):
+    """[6, D]: a row with a nan, a +inf, a -inf; all -inf; all +inf; and a finite row."""
+    rows = np.tile(np.linspace(-1, 2, D), (6, 1))
+    rows[0, 1], rows[1, 2], rows[2, 0], rows[3], rows[4] = np.nan, np.inf, -np.inf, -np.inf, np.inf
+    return rows.astype(dt)
+
+
+def _softmax_nonfinite(r, dt):            # CASES["softmax"] runs along axis 1
+    x = T(r, 3, 6, 5, dtype=dt).data
+    x[0, :, :5] = _nonfinite_rows(dt)[:5].T
+    return [ndiv.tensor(x, requires_grad=True)]
+
+
+def _last_axis_nonfinite(r, dt, *shape):
+    x = T(r, *shape, dtype=dt).data
+    x.reshape(-1, shape[-1])[:6] = _nonfinite_rows(dt, shape[-1])
+    return [ndiv.tensor(x, requires_grad=True)]
+
+
+NONFINITE = {  # name -> (CASES row whose fused fn, composed fn, kwargs and torch fn are used, inputs)
+    "softmax_nonfinite": ("softmax", _softmax_nonfinite),
+    "log_softmax_nonfinite": ("log_softmax", lambda r, dt: _last_axis_nonfinite(r, dt, 7, 6)),
+    "layer_norm_nonfinite": ("layer_norm", lambda r, dt: _last_axis_nonfinite(r, dt, 3, 4, 6)
+                             + [T(r, 6, dtype=dt), T(r, 6, dtype=dt)]),
+    "gelu_nonfinite": ("gelu", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (0, slice(0, 3)), [np.nan, np.inf, -np.inf])),
+    "gelu_tanh_nonfinite": ("gelu_tanh", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (1, slice(2, 5)),
+                                                             [-np.inf, np.nan, np.inf])),
+    "attn_nan_q": ("attn", lambda r, dt: _poke(attn_inputs(r, dt), 0, (0, 1, 2, 0), np.nan)),
+    "attn_causal_nan_k_future": ("attn_causal", lambda r, dt: _poke(attn_inputs(r, dt, Lk=5), 1, (1, 0, 4, 2), np.nan)),
+    "attn_causal_inf_q": ("attn_causal", lambda r, dt: _poke(attn_inputs(r, dt, Lk=5), 0, (0, 0, 1, 1), np.inf)),
+    "attn_bool_mask_inf_v_masked": ("attn_bool_mask", lambda r, dt: _poke(attn_inputs(r, dt), 2, (0, 1, 3, 0), np.inf)),
+    "attn_float_mask_-inf_k": ("attn_float_mask", lambda r, dt: _poke(attn_inputs(r, dt), 1, (1, 1, 0, 1), -np.inf)),
+}
+
+
+def _assert_same(got, want, what, **tol):
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, equal_nan=True, err_msg=f"{what}[{i}]", **tol)
+
+
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(NONFINITE))
+def test_fused_matches_composed_on_nonfinite(name, dt):
+    """nan and inf reach the same outputs and gradients, in the same places, on both routes."""
+    case, make = NONFINITE[name]
+    fn, ref, _, kwargs, _ = CASES[case]
+    with np.errstate(all="ignore"):
+        got = outputs_and_grads(case, fn, make(np.random.default_rng(1), dt), kwargs)
+        want = outputs_and_grads(case, ref, make(np.random.default_rng(1), dt), kwargs)
+    tol = dict(rtol=1e-9, atol=1e-10) if dt == "float64" else dict(rtol=1e-4, atol=1e-5)
+    _assert_same(got[0] + got[1], want[0] + want[1], name, **tol)
+    assert any(np.isnan(a).any() for a in got[0]), f"{name}: no nan reached the output"
+
+
+@pytest.mark.parametrize("name", list(NONFINITE))
+def test_fused_matches_torch_on_nonfinite(name):
+    """float64 against torch (attention: its math backend, the composed formula)."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    case, make = NONFINITE[name]
+    fn, _, _, kwargs, torch_fn = CASES[case]
+    inputs = make(np.random.default_rng(2), "float64")
+    with np.errstate(all="ignore"):
+        got_out, got_grads = outputs_and_grads(case, fn, inputs, kwargs)
+    tin = [torch.tensor(x.data, requires_grad=True) for x in inputs]
+    with sdpa_kernel(SDPBackend.MATH):
+        tout = torch_fn(torch, *tin)
+    rng = np.random.default_rng(3)
+    ((tout * torch.tensor(rng.standard_normal(tout.shape))).sum()).backward()
+    _assert_same(got_out + got_grads, [tout.detach().numpy()] + [t.grad.numpy() for t in tin], name,
+                 rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in NONFINITE if n.startswith("attn")])
+def test_functional_sdpa_routes_agree_on_nonfinite(name, monkeypatch):
+    """F.scaled_dot_product_attention's flash route and its composed route (taken below
+    FLASH_MIN_SCORES) give the same nan and inf."""
+    F = ndiv.nn.functional
+    case, make = NONFINITE[name]
+    kwargs = CASES[case][3]
+    monkeypatch.setattr(F, "FLASH_MIN_SCORES", 0)
+    with np.errstate(all="ignore"):
+        got = outputs_and_grads(case, F.scaled_dot_product_attention, make(np.random.default_rng(4), "float64"), kwargs)
+        want = outputs_and_grads(case, F._sdpa_composed, make(np.random.default_rng(4), "float64"), kwargs)
+    _assert_same(got[0] + got[1], want[0] + want[1], name, rtol=1e-9, atol=1e-10)

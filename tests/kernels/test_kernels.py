@@ -1,7 +1,9 @@
 """Every ndiv.kernels.cpu kernel against its ndiv.kernels.reference twin (same name, same args).
 
 A case builds the arguments of a forward kernel and of its backward from shapes; each case runs
-in float64 (to 1e-10) and float32 (to 1e-5), on ordinary and edge sizes (length 1, T = 0, ...).
+in float64 (to 1e-10) and float32 (to 1e-5), on ordinary and edge sizes (length 1, T = 0, ...),
+and on rows holding nan, +inf and -inf (compared with equal_nan: a nan must stay a nan, in the
+same places), whose reference results are themselves held to torch's.
 """
 import math
 
@@ -89,6 +91,61 @@ def gelu_case(rng, dt, shape, approximate):
     return "gelu", (x, approximate), lambda y: (rng.standard_normal(shape).astype(dt), x, approximate)
 
 
+NAN, INF = np.nan, np.inf
+NONFINITE_ROWS = [[1, NAN, 2, 0.5], [1, INF, 2, 0.5], [1, -INF, 2, 0.5], [-INF] * 4, [INF] * 4, [NAN] * 4,
+                  [0.3, -1, 2, 1], [-INF, 3, -INF, -INF]]
+
+
+def nonfinite_rows_case(name, rng, dt):
+    """Rows with a nan, a +inf, a -inf, all -inf, all +inf, all nan, none, and one finite entry."""
+    x = np.array(NONFINITE_ROWS, dt)
+    if name == "layer_norm":
+        w, b = rng.standard_normal(4).astype(dt), rng.standard_normal(4).astype(dt)
+        return name, (x, w, b, 1e-5), lambda o: (rng.standard_normal(x.shape).astype(dt), x, w, o[1], o[2])
+    return name, (x,), lambda y: (rng.standard_normal(x.shape).astype(dt), y)
+
+
+def gelu_nonfinite_case(rng, dt, approximate):
+    x = np.array([NAN, INF, -INF, 0.0, -0.0, 1.5, -30.0, 30.0], dt)
+    return "gelu", (x, approximate), lambda y: (rng.standard_normal(x.shape).astype(dt), x, approximate)
+
+
+def attn_nonfinite_case(rng, dt, L, where, value, pos, mask):
+    """One value poked into q, k, v or gout at row pos (column 1) of head 0; mask 'none', 'causal',
+    'bool' (key 2 masked for every query), or 'dead' (also every key of query 1 masked)."""
+    causal = mask == "causal"
+    name, (q, k, v, _, scale, _), _ = attn_case(rng, dt, 1, 2, L, L, 3, causal, "none")
+    bias = np.zeros((1, 1, 0, 0), dt)
+    if mask in ("bool", "dead"):
+        keep = np.ones((L, L), bool)
+        keep[:, 2] = False
+        if mask == "dead":
+            keep[1] = False
+        bias = np.where(keep, 0.0, -INF).astype(dt)[None, None]
+    gout = rng.standard_normal(q.shape).astype(dt)
+    dict(q=q, k=k, v=v, gout=gout)[where][0, 0, pos, 1] = value
+
+    def bwd_args(fwd_out):
+        return (gout, q, k, v, bias, scale, causal, *fwd_out)
+    return name, (q, k, v, bias, scale, causal), bwd_args
+
+
+NONFINITE_CASES = {
+    **{f"{n}_nonfinite": (lambda r, dt, n=n: nonfinite_rows_case(n, r, dt)) for n in ("softmax", "log_softmax", "layer_norm")},
+    "gelu_erf_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, False),
+    "gelu_tanh_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, True),
+    "attn_dead_row": lambda r, dt: attn_nonfinite_case(r, dt, 5, "q", 0.5, 0, "dead"),
+}
+for _w in ("q", "k", "v", "gout"):
+    for _v, _vn in ((NAN, "nan"), (INF, "+inf"), (-INF, "-inf")):
+        for _m in ("none", "causal", "bool", "dead"):
+            NONFINITE_CASES[f"attn_{_w}_{_vn}_{_m}"] = (
+                lambda r, dt, w=_w, v=_v, m=_m: attn_nonfinite_case(r, dt, 5, w, v, 2, m))
+    # a nan right of the diagonal (q: row 5, before it), in the key tiles that the causal kernel
+    # skips when everything is finite
+    NONFINITE_CASES[f"attn_{_w}_nan_causal_tiles"] = (
+        lambda r, dt, w=_w: attn_nonfinite_case(r, dt, 300, w, NAN, 5 if w == "q" else 250, "causal"))
+
 CASES = {
     "lstm": lambda r, dt: lstm_case(r, dt, 5, 3, 4),
     "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
@@ -119,6 +176,7 @@ CASES = {
     "gelu_erf": lambda r, dt: gelu_case(r, dt, (4, 5), False),
     "gelu_tanh": lambda r, dt: gelu_case(r, dt, (3, 2, 7), True),
     "gelu_empty": lambda r, dt: gelu_case(r, dt, (0,), True),
+    **NONFINITE_CASES,
 }
 
 
@@ -129,7 +187,7 @@ def assert_close_tree(got, want, dt, what):
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, f"{what}[{i}]: shape {g.shape} != {w.shape}"
         assert g.dtype == np.dtype(dt), f"{what}[{i}]: dtype {g.dtype}, expected {dt}"
-        np.testing.assert_allclose(g, w, **TOL[dt], err_msg=f"{what}[{i}]")
+        np.testing.assert_allclose(g, w, **TOL[dt], equal_nan=True, err_msg=f"{what}[{i}]")
 
 
 @pytest.mark.parametrize("dt", ["float64", "float32"])
@@ -157,6 +215,63 @@ def test_attention_fully_masked_row_gives_zero_not_nan():
     assert np.all(out[0, 0, 1] == 0) and lse[0, 0, 1] == -np.inf
     grads = cpu.flash_attn_bwd(np.ones_like(out), q, k, v, bias, 1.0, False, out, lse)
     assert all(np.isfinite(g).all() for g in grads)
+
+
+def torch_twin(t, name, fwd_args, bwd_args):
+    """torch's results for a reference kernel's arguments: (forward outputs, gradients), where the
+    gradients are those of sum(forward output * bwd_args[0]). Attention runs torch's math backend
+    (the composed formula; torch's fused CPU kernel drops a nan from its row max)."""
+    T = lambda a: t.tensor(a, requires_grad=True)  # noqa: E731
+    gy = t.tensor(bwd_args[0])
+    if name in ("softmax", "log_softmax"):
+        x = T(fwd_args[0])
+        y = (t.softmax if name == "softmax" else t.log_softmax)(x, -1)
+        y.backward(gy)
+        return [y], [x.grad]
+    if name == "layer_norm":
+        x, w, b = (T(a) for a in fwd_args[:3])
+        y = t.nn.functional.layer_norm(x, (x.shape[1],), w, b, fwd_args[3])
+        y.backward(gy)     # (torch's saved mean is nan, ours inf, for a row with an inf: not compared)
+        return [y], [x.grad, w.grad, b.grad]
+    if name == "gelu":
+        x = T(fwd_args[0])
+        y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
+        y.backward(gy)
+        return [y], [x.grad]
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    q, k, v = (T(a) for a in fwd_args[:3])
+    bias, scale, causal = fwd_args[3:]
+    with sdpa_kernel(SDPBackend.MATH):
+        out = t.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=t.tensor(bias) if bias.size else None, is_causal=causal, scale=scale)
+    out.backward(gy)
+    return [out], [q.grad, k.grad, v.grad]
+
+
+# An infinite gout: the kernels' delta = rowsum(gout * out) (FlashAttention-2) is +-inf where
+# torch's rowsum(dP * P) adds infinities of both signs (nan); both are non-finite, not compared.
+@pytest.mark.parametrize("case", [c for c in NONFINITE_CASES if not (c.startswith("attn_gout") and "inf" in c)])
+def test_reference_matches_torch_on_nonfinite(case):
+    """The reference twins propagate nan and inf as torch does (float64; in float32 torch's own
+    vectorized and scalar GELU disagree on gelu(+inf))."""
+    torch = pytest.importorskip("torch")
+    name, fwd_args, make_bwd_args = CASES[case](np.random.default_rng(hash(case) % 2**32), "float64")
+    want = getattr(reference, f"{name}_fwd")(*fwd_args)
+    bwd_args = make_bwd_args(want)
+    t_fwd, t_grads = torch_twin(torch, name, fwd_args, bwd_args)
+    want = want if isinstance(want, tuple) else (want,)
+    grads = getattr(reference, f"{name}_bwd")(*bwd_args)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for what, got, expected in [("fwd", want, t_fwd), ("bwd", grads, t_grads)]:
+        for i, (g, w) in enumerate(zip(got, expected)):
+            np.testing.assert_allclose(g, w.detach().numpy(), rtol=1e-9, atol=1e-12, equal_nan=True,
+                                       err_msg=f"{name}_{what}[{i}]")
+
+
+def test_softmax_of_a_row_with_a_nan_is_nan():
+    for dt in ("float32", "float64"):
+        y = cpu.softmax_fwd(np.array([[1.0, NAN, 2.0], [1.0, 2.0, 3.0]], dt))
+        assert np.isnan(y[0]).all() and np.isfinite(y[1]).all(), dt
 
 
 ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "gelu")]

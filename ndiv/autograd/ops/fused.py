@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ndiv.autograd.function import Function
+from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
 __all__ = ["lstm_seq", "gru_seq", "conv1d_dilated", "flash_attention", "softmax", "log_softmax",
@@ -192,7 +193,7 @@ def _mask_as_bias(attn_mask, q, B, H, Lq, Lk):
     xp = _xp(q)
     if attn_mask is None:
         return xp.zeros((1, 1, 0, 0), q.dtype)
-    m = attn_mask.data if hasattr(attn_mask, "data") and not isinstance(attn_mask, np.ndarray) else attn_mask
+    m = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask    # (a cupy array has .data too)
     m = xp.asarray(m)
     if m.dtype == bool:
         m = xp.where(m, 0.0, -xp.inf)
@@ -209,7 +210,8 @@ def flash_attention(q, k, v, attn_mask=None, is_causal: bool = False, scale: flo
     q [B, H, Lq, D] (or [N, Lq, D]); k, v [B, H, Lk, D]; attn_mask: boolean (True = attend) or
     additive float, broadcastable to [B, H, Lq, Lk]; is_causal: query i sees keys j <= i (as
     torch's scaled_dot_product_attention); scale: default 1/sqrt(D) -> out [B, H, Lq, D].
-    A row with every key masked gives 0 (torch gives NaN).
+    A row with every key masked gives 0, as torch's; NaN and inf propagate as in torch's math
+    backend (the composed formula), see ndiv/kernels/reference/attention.py.
     """
     squeeze = q.ndim == 3
     if squeeze:

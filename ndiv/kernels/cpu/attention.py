@@ -3,8 +3,11 @@
 Forward keeps per query row a running max m, a running sum l and an accumulator; it saves only
 out [B, H, Lq, D] and lse [B, H, Lq], never a score matrix: extra memory is one [BQ, BK] tile per
 thread. Backward recomputes each score tile from q, k and lse (FlashAttention-2's schedule).
-With causal=True the key tiles right of the diagonal are never visited. Heads run in parallel
-(a thread per range of heads), each thread doing its tile GEMMs through BLAS.
+With causal=True the key tiles right of the diagonal are never visited, unless the head holds a
+nan or inf (in q, k, v, or a nan/+inf bias): NaN and inf follow reference/attention.py (the
+composed formula in IEEE arithmetic, as torch's math backend), where a masked nan still makes a
+row nan, so such a head visits every tile. Heads run in parallel (a thread per range of heads),
+each thread doing its tile GEMMs through BLAS.
 """
 from __future__ import annotations
 
@@ -88,15 +91,37 @@ def _flash_bwd(gout, qs, k, v, bias, causal, lse, delta, gq, gk, gv, BQ, BK, fir
 
 @njit()
 def _score_tile(Q, K, bias, causal, q0, q1, k0, k1):
-    """scores of queries q0:q1 against keys k0:k1, bias added, causal mask applied -> [nq, nk]."""
+    """scores of queries q0:q1 against keys k0:k1, bias added, causal mask added -> [nq, nk]."""
     s = np.dot(Q[q0:q1], K[k0:k1].T)
     if bias.shape[0] > 0:
         s += bias[q0:q1, k0:k1]
     if causal and k1 > q0 + 1:
         for i in range(q1 - q0):
             for j in range(max(q0 + i + 1, k0) - k0, k1 - k0):
-                s[i, j] = -np.inf
+                s[i, j] -= np.inf                  # added, not set: a nan score stays nan
     return s
+
+
+@njit()
+def _finite_head(arrays, bias):
+    """True when the [L, D] arrays (q, k, v; and gout in backward) are finite and bias holds no
+    nan or +inf (-inf is a mask): the causal tiles right of the diagonal then add exactly nothing."""
+    z = 0.0
+    for A in arrays:
+        for i in range(A.shape[0]):
+            for d in range(A.shape[1]):
+                z += A[i, d] * 0.0                 # nan for a nan or an inf: one branch-free pass
+    n_bad = 0
+    for i in range(bias.shape[0]):
+        for j in range(bias.shape[1]):
+            n_bad += not bias[i, j] < np.inf
+    return z == 0.0 and n_bad == 0
+
+
+@njit()
+def _max_nan(a, b):
+    """max(a, b) that propagates a nan in either argument (builtin max(1.0, nan) is 1.0)."""
+    return b if (b > a or b != b) else a
 
 
 @njit()
@@ -104,22 +129,23 @@ def _flash_fwd_head(Q, K, V, bias, causal, out, lse, BQ, BK):
     """One head: Q [Lq, D] (scaled), K, V [Lk, D], bias [Lq, Lk] or [0, 0] -> out [Lq, D], lse [Lq]."""
     Lq, D = Q.shape
     Lk = K.shape[0]
+    clean = not causal or _finite_head((Q, K, V), bias)
     for q0 in range(0, Lq, BQ):
         q1 = min(q0 + BQ, Lq)
         nq = q1 - q0
         m = np.full(nq, -np.inf, Q.dtype)
         l = np.zeros(nq, np.float64)
         acc = np.zeros((nq, D), Q.dtype)
-        k_end = min(Lk, q1) if causal else Lk          # tiles right of the diagonal: skipped
+        k_end = min(Lk, q1) if causal and clean else Lk   # tiles right of the diagonal: skipped
         for k0 in range(0, k_end, BK):
             k1 = min(k0 + BK, k_end)
             s = _score_tile(Q, K, bias, causal, q0, q1, k0, k1)
             for i in range(nq):
-                m_new = max(m[i], s[i].max())
-                if m_new == -np.inf:                   # row fully masked so far
-                    s[i] = 0
+                m_new = _max_nan(m[i], s[i].max())     # array max keeps a nan; builtin max may not
+                if m_new == -np.inf:                   # row fully masked so far: weights 0
+                    s[i] = 0                           # (0 * v still carries a nan of v)
                     continue
-                alpha = fast_exp(m[i] - m_new)
+                alpha = fast_exp(m[i] - m_new)         # nan once the max is nan or +inf
                 row = 0.0
                 for j in range(k1 - k0):
                     p = fast_exp(s[i, j] - m_new)
@@ -131,13 +157,14 @@ def _flash_fwd_head(Q, K, V, bias, causal, out, lse, BQ, BK):
                     acc[i, d] *= alpha
             acc += np.dot(s, V[k0:k1])
         for i in range(nq):
-            if l[i] > 0:
+            if l[i] == 0:                              # every key masked: out = 0 @ v, lse -inf
+                for d in range(D):
+                    out[q0 + i, d] = acc[i, d]
+                lse[q0 + i] = -np.inf
+            else:                                      # l is nan where a score was nan or +inf
                 for d in range(D):
                     out[q0 + i, d] = acc[i, d] / l[i]
                 lse[q0 + i] = m[i] + math.log(l[i])
-            else:
-                out[q0 + i] = 0
-                lse[q0 + i] = -np.inf
 
 
 @njit()
@@ -145,9 +172,10 @@ def _flash_bwd_head(GO, Q, K, V, bias, causal, lse, delta, GQ, GK, GV, BQ, BK):
     """One head: GO, Q [Lq, D]; K, V [Lk, D]; lse, delta [Lq] -> adds into GQ, GK, GV."""
     Lq = Q.shape[0]
     Lk = K.shape[0]
+    clean = not causal or _finite_head((GO, Q, K, V), bias)
     for q0 in range(0, Lq, BQ):
         q1 = min(q0 + BQ, Lq)
-        k_end = min(Lk, q1) if causal else Lk
+        k_end = min(Lk, q1) if causal and clean else Lk
         for k0 in range(0, k_end, BK):
             k1 = min(k0 + BK, k_end)
             p = _score_tile(Q, K, bias, causal, q0, q1, k0, k1)
@@ -156,7 +184,7 @@ def _flash_bwd_head(GO, Q, K, V, bias, causal, lse, delta, GQ, GK, GV, BQ, BK):
                 m = lse[q0 + i]
                 dlt = delta[q0 + i]
                 for j in range(k1 - k0):
-                    pij = fast_exp(p[i, j] - m) if m > -np.inf else 0.0
+                    pij = 0.0 if m == -np.inf else fast_exp(p[i, j] - m)   # nan for a nan lse
                     p[i, j] = pij
                     dp[i, j] = pij * (dp[i, j] - dlt)      # dS (the scale lives in qs and gq)
             GV[k0:k1] += np.dot(p.T, GO[q0:q1])

@@ -1,7 +1,9 @@
 """softmax, log_softmax, layer norm and GELU (Numba), twins of reference/norm.py.
 
 Row kernels take [N, D] (the autograd Function reshapes), split the rows into one chunk per
-thread, and make one pass to reduce and one to write, with float64 accumulators.
+thread, and make one pass to reduce and one to write, with float64 accumulators. NaN and inf
+propagate as in reference/norm.py (and torch) with no extra pass: a nan or +inf in a row (for
+layer norm also a -inf; for softmax a row of -inf only) reaches its sums, so the row comes out nan.
 """
 from __future__ import annotations
 
@@ -48,8 +50,8 @@ def _softmax_fwd(x, y, log, n_chunks):
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             m = x[i, 0]
             for j in range(1, d):
-                m = max(m, x[i, j])
-            s = 0.0
+                m = max(m, x[i, j])            # may drop a nan: exp(nan - m) puts it in s below,
+            s = 0.0                            # as exp(inf - inf) does for +inf: the row is nan
             for j in range(d):
                 e = fast_exp(x[i, j] - m)
                 y[i, j] = e

@@ -56,8 +56,10 @@ __device__ __forceinline__ A warp_sum(A v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+// max that keeps a nan (fmax drops it), as NumPy's max and torch's do
+__device__ __forceinline__ A max_nan(A a, A b) { return (b > a || b != b) ? b : a; }
 __device__ __forceinline__ A warp_max(A v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = max_nan(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 // every thread gets the result; sh holds 32 values and is free again on return

@@ -7,6 +7,12 @@ float16 and bfloat16 inputs, float64 for float64). It writes out [B, H, Lq, D] a
 log-sum-exp [B, H, Lq] only: extra memory O(B*H*L). With causal=True the tiles right of the
 diagonal are never loaded. A boolean mask arrives as an additive bias (-inf where masked).
 
+NaN and inf follow reference/attention.py (the composed formula in IEEE arithmetic, as torch's
+math backend): a masked key still passes a nan of its score or of v on (0 * nan = nan), so the
+skips above (masked keys, causal tiles, fully masked rows) are taken only in heads whose q, k, v
+(and gout) are finite and whose bias holds no nan or +inf: one pass over the inputs
+(_finite_heads) marks them; the other heads visit every key, with the causal mask added.
+
 Backward (FlashAttention-2's split, no atomics): delta = rowsum(gout * out); one kernel owns key
 rows and accumulates gk, gv over query tiles; another owns query rows and accumulates gq over key
 tiles; both recompute the score tiles from q, k and lse.
@@ -31,7 +37,7 @@ __device__ __forceinline__ const T* bias_base(const T* bias, int b, int h, int B
 
 extern "C" __global__ void flash_fwd(const T* q, const T* k, const T* v, const T* bias, T* out, A* lse,
                                      int H, int Lq, int Lk, int D, A scale, int causal, int Bm, int Hm,
-                                     int n_tiles) {
+                                     int n_tiles, const int* finite) {
     __shared__ A Qs[ROWS][DMAX + 1];                 // +1: row-per-thread reads hit distinct banks
     __shared__ A Ks[TILE][DMAX];
     __shared__ A Vs[TILE][DMAX];
@@ -50,7 +56,8 @@ extern "C" __global__ void flash_fwd(const T* q, const T* k, const T* v, const T
 #pragma unroll
     for (int d = 0; d < DMAX; d++) acc[d] = 0;
     A m = NEG_INF, l = 0;
-    int k_end = causal ? min(Lk, q0 + ROWS) : Lk;    // tiles right of the diagonal: never loaded
+    bool clean = finite[bh];                         // skips below add exactly nothing
+    int k_end = causal && clean ? min(Lk, q0 + ROWS) : Lk;   // tiles right of the diagonal: skipped
     for (int k0 = 0; k0 < k_end; k0 += TILE) {
         __syncthreads();                             // the previous tile is consumed
         for (int e = tid; e < TILE * DMAX; e += ROWS) {
@@ -63,13 +70,19 @@ extern "C" __global__ void flash_fwd(const T* q, const T* k, const T* v, const T
         __syncthreads();
         if (!valid) continue;
         int jn = min(TILE, k_end - k0);
-        if (causal) jn = min(jn, i - k0 + 1);        // keys j <= i
+        if (causal && clean) jn = min(jn, i - k0 + 1);   // keys j <= i
         for (int jj = 0; jj < jn; jj++) {
             A s = 0;
 #pragma unroll
             for (int d = 0; d < DMAX; d++) s += Qs[tid][d] * Ks[jj][d];
             if (Bm > 0) s += ld(bb[(long long)i * Lk + k0 + jj]);
-            if (s == NEG_INF) continue;              // masked: contributes nothing
+            if (causal && k0 + jj > i) s += NEG_INF;     // added, not set: a nan stays nan
+            if (s == NEG_INF) {                      // masked: weight 0
+                if (clean) continue;
+#pragma unroll
+                for (int d = 0; d < DMAX; d++) acc[d] += (A)0 * Vs[jj][d];   // 0 * nan = nan
+                continue;
+            }
             if (s > m) {                             // new running max: rescale what is summed
                 A a = EXP(m - s);
                 l *= a;
@@ -77,7 +90,7 @@ extern "C" __global__ void flash_fwd(const T* q, const T* k, const T* v, const T
                 for (int d = 0; d < DMAX; d++) acc[d] *= a;
                 m = s;
             }
-            A p = EXP(s - m);
+            A p = EXP(s - m);                        // nan for a nan s, or once m is +inf
             l += p;
 #pragma unroll
             for (int d = 0; d < DMAX; d++) acc[d] += p * Vs[jj][d];
@@ -85,10 +98,19 @@ extern "C" __global__ void flash_fwd(const T* q, const T* k, const T* v, const T
     }
     if (!valid) return;
     T* ob = out + ((long long)bh * Lq + i) * D;
-    A r = l > 0 ? (A)1 / l : (A)0;                   // a fully masked row gives 0, lse -inf
+    A r = l == 0 ? (A)1 : (A)1 / l;                 // a fully masked row: 0 @ v, lse -inf
 #pragma unroll
     for (int d = 0; d < DMAX; d++) if (d < D) ob[d] = st(acc[d] * r);
-    lse[(long long)bh * Lq + i] = l > 0 ? m + LOG(l) : NEG_INF;
+    lse[(long long)bh * Lq + i] = l == 0 ? NEG_INF : m + LOG(l);     // nan where l is nan
+}
+
+// ok[e / per] = 0 for each element e of x that is nan or inf (bias = 1: nan or +inf, -inf being a
+// mask); every writer writes the same 0, so the race is benign
+extern "C" __global__ void mark_nonfinite(const T* x, long long n, long long per, int bias, int* ok) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        A a = ld(x[e]);
+        if (bias ? !(a < -NEG_INF) : !(a - a == 0)) ok[e / per] = 0;
+    }
 }
 
 // delta[row] = sum_d gout[row, d] * out[row, d]
@@ -103,7 +125,8 @@ extern "C" __global__ void attn_delta(const T* gout, const T* out, A* delta, lon
 // a block owns ROWS key rows; walks query tiles -> gk, gv
 extern "C" __global__ void flash_bwd_kv(const T* q, const T* k, const T* v, const T* bias, const T* gout,
                                         const A* lse, const A* delta, T* gk, T* gv, int H, int Lq, int Lk,
-                                        int D, A scale, int causal, int Bm, int Hm, int n_tiles) {
+                                        int D, A scale, int causal, int Bm, int Hm, int n_tiles,
+                                        const int* finite) {
     __shared__ A Ks[ROWS][DMAX + 1];
     __shared__ A Vs[ROWS][DMAX + 1];
     __shared__ A Qs[TILE][DMAX];
@@ -125,7 +148,8 @@ extern "C" __global__ void flash_bwd_kv(const T* q, const T* k, const T* v, cons
     A dk[DMAX], dv[DMAX];
 #pragma unroll
     for (int d = 0; d < DMAX; d++) { dk[d] = 0; dv[d] = 0; }
-    int i_start = causal ? (k0 / TILE) * TILE : 0;   // queries above the diagonal see none of these keys
+    bool clean = finite[bh];
+    int i_start = causal && clean ? (k0 / TILE) * TILE : 0;   // queries above the diagonal: none of these keys
     for (int i0 = i_start; i0 < Lq; i0 += TILE) {
         __syncthreads();
         for (int e = tid; e < TILE * DMAX; e += ROWS) {
@@ -146,12 +170,13 @@ extern "C" __global__ void flash_bwd_kv(const T* q, const T* k, const T* v, cons
         for (int ii = 0; ii < in_; ii++) {
             int i = i0 + ii;
             A L = Ls[ii];
-            if ((causal && i < j) || L == NEG_INF) continue;
+            if (clean && ((causal && i < j) || L == NEG_INF)) continue;
             A s = 0, dp = 0;
 #pragma unroll
             for (int d = 0; d < DMAX; d++) { s += Qs[ii][d] * Ks[tid][d]; dp += Gs[ii][d] * Vs[tid][d]; }
             if (Bm > 0) s += ld(bb[(long long)i * Lk + j]);
-            A p = EXP(s - L);
+            if (causal && i < j) s += NEG_INF;
+            A p = L == NEG_INF ? (A)0 : EXP(s - L);
             A ds = p * (dp - Ds[ii]);
 #pragma unroll
             for (int d = 0; d < DMAX; d++) { dv[d] += p * Gs[ii][d]; dk[d] += ds * Qs[ii][d]; }
@@ -166,7 +191,7 @@ extern "C" __global__ void flash_bwd_kv(const T* q, const T* k, const T* v, cons
 // a block owns ROWS query rows; walks key tiles -> gq
 extern "C" __global__ void flash_bwd_q(const T* q, const T* k, const T* v, const T* bias, const T* gout,
                                        const A* lse, const A* delta, T* gq, int H, int Lq, int Lk, int D,
-                                       A scale, int causal, int Bm, int Hm, int n_tiles) {
+                                       A scale, int causal, int Bm, int Hm, int n_tiles, const int* finite) {
     __shared__ A Qs[ROWS][DMAX + 1];
     __shared__ A Gs[ROWS][DMAX + 1];
     __shared__ A Ks[TILE][DMAX];
@@ -189,7 +214,8 @@ extern "C" __global__ void flash_bwd_q(const T* q, const T* k, const T* v, const
     A dq[DMAX];
 #pragma unroll
     for (int d = 0; d < DMAX; d++) dq[d] = 0;
-    int k_end = causal ? min(Lk, q0 + ROWS) : Lk;
+    bool clean = finite[bh];
+    int k_end = causal && clean ? min(Lk, q0 + ROWS) : Lk;
     for (int k0 = 0; k0 < k_end; k0 += TILE) {
         __syncthreads();
         for (int e = tid; e < TILE * DMAX; e += ROWS) {
@@ -200,15 +226,16 @@ extern "C" __global__ void flash_bwd_q(const T* q, const T* k, const T* v, const
             Vs[r][d] = in ? ld(vb[o]) : (A)0;
         }
         __syncthreads();
-        if (!valid || L == NEG_INF) continue;
+        if (!valid || (clean && L == NEG_INF)) continue;
         int jn = min(TILE, k_end - k0);
-        if (causal) jn = min(jn, i - k0 + 1);
+        if (causal && clean) jn = min(jn, i - k0 + 1);
         for (int jj = 0; jj < jn; jj++) {
             A s = 0, dp = 0;
 #pragma unroll
             for (int d = 0; d < DMAX; d++) { s += Qs[tid][d] * Ks[jj][d]; dp += Gs[tid][d] * Vs[jj][d]; }
             if (Bm > 0) s += ld(bb[(long long)i * Lk + k0 + jj]);
-            A ds = EXP(s - L) * (dp - dl);
+            if (causal && k0 + jj > i) s += NEG_INF;
+            A ds = (L == NEG_INF ? (A)0 : EXP(s - L)) * (dp - dl);
 #pragma unroll
             for (int d = 0; d < DMAX; d++) dq[d] += ds * Ks[jj][d];
         }
@@ -252,6 +279,22 @@ def _prepare(q, k, v, bias):
     return q, k, v, bias, bias.shape[0], bias.shape[1]
 
 
+def _finite_heads(arrays, bias, Bm, Hm, cfg):
+    """int32 [B * H]: 1 for a head whose arrays ([B, H, L, D] each) are all finite and whose bias
+    (when Bm > 0) holds no nan or +inf, 0 otherwise; one pass over the inputs."""
+    cp = get_cupy()
+    B, H = arrays[0].shape[:2]
+    ok = cp.ones(B * H, cp.int32)
+    mark = function(SOURCE, "mark_nonfinite", arrays[0].dtype, cfg)
+    for a in arrays:
+        launch(mark, a.size, (a, i64(a.size), i64(max(1, a.size // max(1, B * H))), i32(0), ok))
+    if Bm > 0:
+        ok_bias = cp.ones(Bm * Hm, cp.int32)
+        launch(mark, bias.size, (bias, i64(bias.size), i64(max(1, bias.size // (Bm * Hm))), i32(1), ok_bias))
+        ok = cp.ascontiguousarray((ok.reshape(B, H) * ok_bias.reshape(Bm, Hm)).reshape(-1), dtype=cp.int32)
+    return ok
+
+
 def flash_attn_fwd(q, k, v, bias, scale, causal):
     """q [B, H, Lq, D]; k, v [B, H, Lk, D]; bias [Bm, Hm, Lq, Lk] additive (or empty); scale; causal
     -> out [B, H, Lq, D] (q's dtype), lse [B, H, Lq] (q's dtype; float32 for float16/bfloat16)."""
@@ -268,7 +311,7 @@ def flash_attn_fwd(q, k, v, bias, scale, causal):
         function(SOURCE, "flash_fwd", q.dtype, cfg)(
             (B * H * n_tiles,), (cfg["ROWS"],),
             (q, k, v, bias, out, lse, i32(H), i32(Lq), i32(Lk), i32(D), acc.type(scale), i32(bool(causal)),
-             i32(Bm), i32(Hm), i32(n_tiles)))
+             i32(Bm), i32(Hm), i32(n_tiles), _finite_heads((q, k, v), bias, Bm, Hm, cfg)))
     return out, lse
 
 
@@ -283,17 +326,18 @@ def flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse):
     gout, out = cp.ascontiguousarray(gout, dtype=dt), cp.ascontiguousarray(out, dtype=dt)
     lse = cp.ascontiguousarray(lse, dtype=acc)
     delta = cp.empty((B, H, Lq), acc)
-    launch(function(SOURCE, "attn_delta", dt), delta.size, (gout, out, delta, i64(delta.size), i32(D)))
+    cfg = _config(D, dt)                               # the source's shared arrays need its defines
+    launch(function(SOURCE, "attn_delta", dt, cfg), delta.size, (gout, out, delta, i64(delta.size), i32(D)))
     gq, gk, gv = cp.empty_like(q), cp.empty_like(k), cp.empty_like(v)
-    cfg = _config(D, dt)
     rows = cfg["ROWS"]
     common = (i32(H), i32(Lq), i32(Lk), i32(D), acc.type(scale), i32(bool(causal)), i32(Bm), i32(Hm))
+    finite = _finite_heads((q, k, v, gout), bias, Bm, Hm, cfg)
     n_k = -(-Lk // rows)
     if B * H * n_k:
         function(SOURCE, "flash_bwd_kv", dt, cfg)((B * H * n_k,), (rows,),
-                                                 (q, k, v, bias, gout, lse, delta, gk, gv) + common + (i32(n_k),))
+                                                 (q, k, v, bias, gout, lse, delta, gk, gv) + common + (i32(n_k), finite))
     n_q = -(-Lq // rows)
     if B * H * n_q:
         function(SOURCE, "flash_bwd_q", dt, cfg)((B * H * n_q,), (rows,),
-                                                (q, k, v, bias, gout, lse, delta, gq) + common + (i32(n_q),))
+                                                (q, k, v, bias, gout, lse, delta, gq) + common + (i32(n_q), finite))
     return gq, gk, gv

@@ -4,7 +4,9 @@ reference/norm.py and cpu/norm.py.
 Row kernels take [N, D] (the autograd Function reshapes): one thread block per row, a
 block-wide reduction (warp shuffles, then one shared word per warp) and one pass to write, with
 A (float or double) accumulators. Layer norm's weight and bias gradients are column sums over
-rows: a second kernel writes one partial row per chunk of rows, which CuPy then sums.
+rows: a second kernel writes one partial row per chunk of rows, which CuPy then sums. NaN and
+inf propagate as in reference/norm.py: the row max keeps a nan (max_nan), expf/erff/tanhf give
+libm's results on nan and +-inf.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ extern "C" __global__ void softmax_fwd(const T* x, T* y, int D, int log_) {
     const T* xr = x + (long long)blockIdx.x * D;
     T* yr = y + (long long)blockIdx.x * D;
     A m = NEG_INF;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) m = fmax(m, ld(xr[j]));
+    for (int j = threadIdx.x; j < D; j += blockDim.x) m = max_nan(m, ld(xr[j]));
     m = block_max(m, sh);
     A s = 0;
     for (int j = threadIdx.x; j < D; j += blockDim.x) s += EXP(ld(xr[j]) - m);

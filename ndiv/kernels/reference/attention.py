@@ -1,17 +1,24 @@
 """Scaled dot-product attention, plain NumPy with the full score matrix: the oracle for
-cpu/attention.py (whose kernels are tiled and never hold an [Lq, Lk] matrix)."""
+cpu/attention.py (whose kernels are tiled and never hold an [Lq, Lk] matrix).
+
+NaN and inf follow the composed formula softmax(q k^T * scale + bias + causal) v in IEEE
+arithmetic, as torch's math backend does: the causal mask is added (-inf), so a NaN score stays
+NaN even where masked; a NaN or inf in v reaches every output row through its zero weight
+(0 * nan = nan); a row whose scores are all -inf (every key masked) has weights 0 and lse -inf.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 
 def _scores(q, k, bias, scale, causal):
-    s = (q @ np.swapaxes(k, -1, -2)) * scale                 # [B, H, Lq, Lk]
-    if bias.size:
-        s = s + bias
-    if causal:
-        Lq, Lk = s.shape[-2:]
-        s = np.where(np.tril(np.ones((Lq, Lk), bool)), s, -np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):      # inf - inf = nan, as intended
+        s = (q @ np.swapaxes(k, -1, -2)) * scale             # [B, H, Lq, Lk]
+        if bias.size:
+            s = s + bias
+        if causal:
+            Lq, Lk = s.shape[-2:]
+            s = s + np.where(np.tril(np.ones((Lq, Lk), bool)), 0.0, -np.inf).astype(s.dtype)
     return s
 
 
@@ -20,16 +27,16 @@ def flash_attn_fwd(q, k, v, bias, scale, causal):
     Bm in (1, B), Hm in (1, H) (-inf where masked), or an empty array for none; scale: float;
     causal: bool (query i sees keys j <= i, as torch's is_causal)
     -> out [B, H, Lq, D], lse [B, H, Lq] (log-sum-exp of each row of scores; -inf where a row
-    is fully masked, whose output is then 0).
+    is fully masked, whose weights are then 0: its output is 0 @ v).
     """
     s = _scores(q, k, bias, scale, causal)
-    m = s.max(axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    p = np.exp(s - m)
-    l = p.sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(l > 0, (p / np.where(l > 0, l, 1)) @ v, 0.0).astype(q.dtype)
-        lse = (m + np.log(l))[..., 0].astype(q.dtype)
+    m = s.max(axis=-1, keepdims=True)                        # nan if the row holds a nan
+    dead = m == -np.inf
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        p = np.exp(s - np.where(dead, 0.0, m))
+        l = p.sum(axis=-1, keepdims=True)
+        out = ((p / np.where(dead, 1.0, l)) @ v).astype(q.dtype)
+        lse = np.where(dead, -np.inf, m + np.log(l))[..., 0].astype(q.dtype)
     return out, lse
 
 
@@ -37,9 +44,9 @@ def flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse):
     """gout [B, H, Lq, D]; q, k, v, bias, scale, causal as in forward; out, lse from forward
     -> gq [B, H, Lq, D], gk, gv [B, H, Lk, D]."""
     s = _scores(q, k, bias, scale, causal)
-    with np.errstate(invalid="ignore"):
-        p = np.where(np.isfinite(lse)[..., None], np.exp(s - lse[..., None]), 0.0)
-    gv = np.swapaxes(p, -1, -2) @ gout
-    gp = gout @ np.swapaxes(v, -1, -2)
-    gs = p * (gp - (gout * out).sum(axis=-1, keepdims=True)) * scale
-    return (gs @ k).astype(q.dtype), (np.swapaxes(gs, -1, -2) @ q).astype(q.dtype), gv.astype(q.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.where((lse == -np.inf)[..., None], 0.0, np.exp(s - lse[..., None]))
+        gv = np.swapaxes(p, -1, -2) @ gout
+        gp = gout @ np.swapaxes(v, -1, -2)
+        gs = p * (gp - (gout * out).sum(axis=-1, keepdims=True)) * scale
+        return (gs @ k).astype(q.dtype), (np.swapaxes(gs, -1, -2) @ q).astype(q.dtype), gv.astype(q.dtype)

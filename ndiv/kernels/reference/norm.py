@@ -1,35 +1,53 @@
 """softmax, log_softmax, layer norm and GELU, plain NumPy: the oracle for cpu/norm.py.
-Rows are the last axis of an [N, D] array (the autograd Function reshapes to it)."""
+Rows are the last axis of an [N, D] array (the autograd Function reshapes to it). NaN and inf
+propagate as in torch (a row holding a nan or an inf softmaxes and normalizes to nan; gelu(nan)
+= nan, gelu(inf) = inf, gelu(-inf) = -inf * 0 = nan), silently: NumPy's warnings are off here."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy.special import erf
 
 
+
+def _quiet(fn):
+    """fn under np.errstate(all='ignore'): a nan or inf input is expected here, not a warning."""
+    @functools.wraps(fn)
+    def quiet(*args):
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    return quiet
+
+
+@_quiet
 def softmax_fwd(x):
     """x [N, D] -> y [N, D], each row sums to 1."""
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
+@_quiet
 def softmax_bwd(gy, y):
     """gy, y [N, D] -> gx [N, D] = y * (gy - sum(gy * y))."""
     return y * (gy - (gy * y).sum(axis=1, keepdims=True))
 
 
+@_quiet
 def log_softmax_fwd(x):
     """x [N, D] -> y [N, D] = x - logsumexp(x)."""
     m = x.max(axis=1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
 
 
+@_quiet
 def log_softmax_bwd(gy, y):
     """gy, y [N, D] -> gx [N, D] = gy - exp(y) * sum(gy)."""
     return gy - np.exp(y) * gy.sum(axis=1, keepdims=True)
 
 
+@_quiet
 def layer_norm_fwd(x, weight, bias, eps):
     """x [N, D]; weight, bias [D]; eps -> y [N, D], mean [N], rstd [N] (1/sqrt(var + eps))."""
     mean = x.mean(axis=1)
@@ -38,6 +56,7 @@ def layer_norm_fwd(x, weight, bias, eps):
     return y.astype(x.dtype), mean.astype(x.dtype), rstd.astype(x.dtype)
 
 
+@_quiet
 def layer_norm_bwd(gy, x, weight, mean, rstd):
     """gy, x [N, D]; weight [D]; mean, rstd [N] -> gx [N, D], gweight [D], gbias [D]."""
     xhat = (x - mean[:, None]) * rstd[:, None]
@@ -49,6 +68,7 @@ def layer_norm_bwd(gy, x, weight, mean, rstd):
 _K = math.sqrt(2.0 / math.pi)
 
 
+@_quiet
 def gelu_fwd(x, approximate):
     """x any shape; approximate: False (exact, x * Phi(x)) or True (tanh form) -> y."""
     if approximate:
@@ -56,6 +76,7 @@ def gelu_fwd(x, approximate):
     return 0.5 * x * (1 + erf(x / math.sqrt(2.0)))
 
 
+@_quiet
 def gelu_bwd(gy, x, approximate):
     """gy, x same shape -> gx."""
     if approximate:
