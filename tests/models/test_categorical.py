@@ -89,6 +89,30 @@ def test_nf_weights_load_strictly_and_give_the_same_forecast(name, emb):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["MLP", "LSTM", "TCN"])
+def test_embedding_gradients_match_nf(name):
+    """One backward pass through the embeddings (unseen codes included) gives NF's gradients."""
+    nf_ref.nf_models()
+    import torch
+    kw = dict(h=4, input_size=8, **EXOG, **SMALL[name])
+    nf_model, nd_model = nf_ref.build(name, **kw), MODELS[name](**kw)
+    nf_ref.load_nf_weights(nf_model, nd_model)
+    nf_model.eval()
+    nd_model.eval()
+    batch = _raw_batch(np.random.default_rng(5), 5, 8, 4, EXOG)
+    tb = {k: torch.tensor(v) for k, v in batch.items()}
+    for kind in ("hist", "futr", "stat"):
+        tb[f"{kind}_exog"] = nf_model._embed_stream(
+            tb[f"{kind}_exog"], getattr(nf_model, f"{kind}_exog_list"),
+            getattr(nf_model, f"{kind}_cat_exog_list"), getattr(nf_model, f"{kind}_cat_embeddings"))
+    (nf_model(tb) ** 2).sum().backward()
+    (nd_model(nd_model._tensors(batch)) ** 2).sum().backward()
+    for kind in ("hist", "futr", "stat"):
+        ref = getattr(nf_model, f"{kind}_cat_embeddings")[0].weight.grad.numpy()
+        got = getattr(nd_model, f"{kind}_cat_embeddings")[0].weight.grad
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
 def test_unseen_category_gets_the_mean_embedding_with_its_gradient():
     m = MODELS["MLP"](h=2, input_size=3, stat_exog_list=["sc"], cat_exog_list=["sc"],
                       categorical_cardinalities={"sc": 4}, cat_emb_dim=3, hidden_size=4)
@@ -242,6 +266,8 @@ def test_integer_and_categorical_codes_and_unseen_at_predict():
     emb = fc.models[0].hist_cat_embeddings[0].weight
     emb.data[3] = emb.data[1:].mean(0)
     np.testing.assert_allclose(fc.predict(df=mean_code)["MLP"], unseen, rtol=1e-5)
+    cv = Forecaster([_tiny([5, 3, 5, 3, 5, 3, 5, 9])[1]], freq=1).cross_validation(df, n_windows=1)
+    assert np.isfinite(cv["MLP"]).all()
 
 
 def test_a_column_categorical_for_one_model_and_numeric_for_another_is_an_error():
