@@ -7,6 +7,7 @@ get the codes 1..K and 0 is kept for a value not seen in training (the model emb
 the mean of its learned category embeddings). The same vocabulary encodes df, static_df and
 futr_df at fit, predict and cross_validation, and travels with Forecaster.save/load.
 
+    >>> import numpy as np
     >>> vocab = build_vocabulary({"sku": np.array(["b", "a", "b"])}, None, {"sku": 3})
     >>> vocab
     {'sku': ['a', 'b']}
