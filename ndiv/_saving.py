@@ -5,7 +5,8 @@ A folder written by `Forecaster.save(path)` (format_version 2):
     forecaster.json        format_version, ndiv_version, freq, local_scaler_type,
                            models: [{class, config, weights, sha256}], scalers: {column: {scaler_type, stats}},
                            data: {file, sha256, temporal_cols, uids, uid_kind, static_cols, freq, ds_kind,
-                                  id_col, time_col, target_col}
+                                  id_col, time_col, target_col},
+                           categories: {column: [training values]} (the categorical codes of fit)
     model_<i>.safetensors  the weights of models[i]
     data.safetensors       the training data in its own units (temporal, indptr, ds[, static]);
                            the local scalers are re-applied on load
@@ -39,6 +40,7 @@ import numpy as np
 
 import ndiv
 from ndiv.data import AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers
+from ndiv.data.categorical import check_vocabulary
 from ndiv.data.local_scalers import LOCAL_SCALER_TYPES, LocalScaler
 from ndiv.device import to_device
 
@@ -101,7 +103,8 @@ def _write_folder(fc, folder: str) -> None:
             "time_col": raw.time_col, "target_col": raw.target_col}
     meta = {"format_version": FORMAT_VERSION, "ndiv_version": ndiv.__version__, "freq": fc.freq,
             "local_scaler_type": fc.local_scaler_type, "models": models,
-            "scalers": {k: v.to_dict() for k, v in fc._scalers.items()}, "data": data}
+            "scalers": {k: v.to_dict() for k, v in fc._scalers.items()}, "data": data,
+            "categories": fc._categories}
     with open(os.path.join(folder, META), "w") as f:
         json.dump(meta, f, indent=1, default=_json_default)
     for name in os.listdir(folder):
@@ -407,6 +410,8 @@ def _read(cls, folder: _Folder):
     except (TypeError, ValueError) as e:
         c.fail("models", str(e))
     fc._scalers = scalers
+    # the categorical vocabulary of fit: predict encodes new data with the same codes
+    fc._categories = check_vocabulary(meta.get("categories") or {}, fc._cat_cards, c.fail)
     fc._raw_dataset = raw
     fc._dataset = apply_local_scalers(raw, scalers)  # as fit: the same float64 arithmetic, bit for bit
     fc._static_df = None

@@ -22,6 +22,7 @@ import numpy as np
 from ndiv import _saving
 from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
                        make_frame)
+from ndiv.data.categorical import build_vocabulary, categorical_columns, encode_columns, encode_frame
 from ndiv.data.local_scalers import LocalScaler
 from ndiv.losses import check_quantiles, level_to_quantiles
 from ndiv.models import BaseModel
@@ -75,6 +76,8 @@ class Forecaster:
         self.freq = freq
         self.local_scaler_type = local_scaler_type
         self.h = models[0].h
+        self._cat_cards = categorical_columns(models)   # {column: cardinality}, checked across models
+        self._categories: dict = {}                     # {column: training values}, code = index + 1
         self._fitted = False
         self._dataset = None
         self._scalers: dict = {}
@@ -89,8 +92,16 @@ class Forecaster:
                     cols.append(c)
         return cols
 
-    def _dataset_from(self, df, static_df, id_col, time_col, target_col):
+    def _dataset_from(self, df, static_df, id_col, time_col, target_col, build_categories: bool = False):
+        """The TimeSeriesDataset of df (and static_df), categorical columns as codes. With
+        build_categories (fit, cross_validation) their vocabulary is built from this data first."""
         cols = columns_of(df, "df")
+        if self._cat_cards:
+            static_cols = None if static_df is None else columns_of(static_df, "static_df")
+            if build_categories:
+                self._categories = build_vocabulary(cols, static_cols, self._cat_cards)
+            cols = encode_columns(cols, self._categories, "df")
+            static_df = None if static_cols is None else encode_columns(static_cols, self._categories, "static_df")
         exog = self._exog_cols()
         missing = [c for c in exog if c not in cols]
         if missing:
@@ -117,7 +128,7 @@ class Forecaster:
                              f"needs h steps; pass val_size=0 (no validation) or val_size >= {self.h}")
 
     # -- transactions: a failed fit leaves the Forecaster as it was ------------------------------
-    _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df")
+    _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df", "_categories")
 
     def _snapshot(self) -> dict:
         return {"forecaster": {k: self.__dict__[k] for k in self._STATE if k in self.__dict__},
@@ -139,10 +150,10 @@ class Forecaster:
         if df is None:
             raise ValueError("fit needs df: a long-format table with unique_id, ds, y")
         self._check_val_size(val_size)
-        ds = self._dataset_from(df, static_df, id_col, time_col, target_col)
+        ds = self._dataset_from(df, static_df, id_col, time_col, target_col, build_categories=True)
         self._check_lengths(ds, val_size, 0)
         self._raw_dataset = ds
-        ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type)
+        ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type, exclude=self._cat_cards)
         for m in self.models:
             m.fit_dataset(ds, val_size=val_size, test_size=0)
         self._dataset, self._fitted, self._like = ds, True, df
@@ -183,7 +194,7 @@ class Forecaster:
         if futr and futr_df is None:
             raise ValueError(f"the models use future exogenous columns {futr}: pass futr_df with unique_id, ds "
                              f"and those columns for the {self.h} dates after each series' end")
-        full = ds.append_future(self.h, futr_df, futr)
+        full = ds.append_future(self.h, encode_frame(futr_df, self._categories, "futr_df"), futr)
         if self._scalers and futr:
             full = _rescale_future(full, ds, self._scalers, self.h)
         uid, dates = ds.future_dates(self.h)
@@ -232,12 +243,12 @@ class Forecaster:
         self._check_val_size(val_size)
         h = self.h
         test_size = h + step_size * (n_windows - 1)
-        raw = self._dataset_from(df, static_df, id_col, time_col, target_col)
+        raw = self._dataset_from(df, static_df, id_col, time_col, target_col, build_categories=True)
         self._check_lengths(raw, val_size, test_size)
         if raw.min_size <= test_size:
             raw.check_min_length(test_size + 1, "cross_validation", f"(h={h} + step_size={step_size} x "
                                  f"(n_windows={n_windows} - 1) steps of test data and at least one to train on)")
-        ds, scalers = fit_local_scalers(raw, self.local_scaler_type)
+        ds, scalers = fit_local_scalers(raw, self.local_scaler_type, exclude=self._cat_cards)
         self._scalers = scalers
         out = {}
         refits = [0] if not refit else list(range(n_windows))

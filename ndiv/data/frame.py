@@ -129,7 +129,8 @@ def as_float(values: np.ndarray, column: str) -> np.ndarray:
     except (ValueError, TypeError):
         first = next((v for v in values if not _is_number(v)), values[0] if values.size else None)
         raise TypeError(f"column {column!r} must be numeric, got dtype {values.dtype} (e.g. {first!r}); "
-                        "encode it as numbers or leave it out of the exogenous lists") from None
+                        "encode it as numbers, list it in the model's cat_exog_list (with categorical_cardinalities) "
+                        "if it is categorical, or leave it out of the exogenous lists") from None
 
 
 def _is_number(v) -> bool:

@@ -27,6 +27,7 @@ from ndiv import nn
 from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
 from ndiv.config import record_init_args
 from ndiv.device import check_device, to_device
+from ndiv.models.common._modules import CAT_EMB_DIM_STRATEGIES, cat_embeddings, embed_stream, resolve_cat_emb_dim
 from ndiv.models._checks import (POSITIVE_INT, TRAINER_KWARGS, check_model_options, check_shared,
                                  check_trainer_kwargs)
 from ndiv.random import manual_seed
@@ -51,6 +52,9 @@ SHARED_DEFAULTS = dict(
     futr_exog_list=None,
     hist_exog_list=None,
     stat_exog_list=None,
+    cat_exog_list=None,             # the exogenous columns (of the three lists) that are categorical
+    categorical_cardinalities=None,  # {column: number of categories} for every cat_exog_list column
+    cat_emb_dim="fastai",           # embedding width: 'fastai', 'sqrt', 'half' or an int
     exclude_insample_y=False,
     n_series=None,                  # multivariate models: the number of series
     random_seed=1,
@@ -72,6 +76,7 @@ class BaseModel(nn.Module):
     """The shared base of every ndiv forecasting model (NeuralForecast's BaseModel)."""
 
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = False
+    EXOGENOUS_CAT = False  # NF's flag: the model embeds categorical exogenous columns (cat_exog_list)
     MULTIVARIATE = RECURRENT = False
     DEFAULTS: dict = {}
     OPTION_RULES: dict = {}  # the model's own options -> _checks.Rule, checked before its layers are built
@@ -122,9 +127,9 @@ class BaseModel(nn.Module):
             if getattr(self, f"{kind}_exog_list") and not flag:
                 raise ValueError(f"{name} does not support {kind} exogenous variables "
                                  f"({kind}_exog_list={getattr(self, f'{kind}_exog_list')}); remove them")
-        self.futr_exog_size = len(self.futr_exog_list)
-        self.hist_exog_size = len(self.hist_exog_list)
-        self.stat_exog_size = len(self.stat_exog_list)
+        self._check_categorical(name, opts)
+        for kind in ("hist", "futr", "stat"):
+            setattr(self, f"{kind}_cat_exog_list", [c for c in self.cat_exog_list if c in getattr(self, f"{kind}_exog_list")])
         if self.MULTIVARIATE and opts["n_series"] is None:
             raise ValueError(f"{name} is a multivariate model: set n_series to the number of series in your data")
         self.n_series = opts["n_series"] if self.MULTIVARIATE else 1
@@ -144,24 +149,79 @@ class BaseModel(nn.Module):
         self.lr_decay_steps = max(self.max_steps // self.num_lr_decays, 1) if self.num_lr_decays > 0 else 10 ** 8
         self.hparams = {"h": self.h, "input_size": self.input_size, **{k: v for k, v in kwargs.items()}}
 
-        n_scaled = 1 + self.hist_exog_size + self.futr_exog_size
+        # categorical columns bypass the temporal scaler (NF's _get_temporal_exogenous_cols)
+        n_scaled = (1 + len(self.hist_exog_list) - len(self.hist_cat_exog_list)
+                    + len(self.futr_exog_list) - len(self.futr_cat_exog_list))
         self.scaler = TemporalNorm(scaler_type=self.scaler_type, dim=1, num_features=n_scaled)
         self.val_size = self.test_size = 0
         self.train_trajectories: list = []
         self.valid_trajectories: list = []
         # NeuralForecast seeds before the model builds its layers: same seed, same weights
         manual_seed(self.random_seed)
+        # NF's per-column embedding tables (empty ModuleLists without categorical columns) and the
+        # effective exogenous widths the models size their layers from: continuous + embeddings
+        for kind in ("hist", "futr", "stat"):
+            cats = getattr(self, f"{kind}_cat_exog_list")
+            setattr(self, f"{kind}_cat_embeddings",
+                    cat_embeddings(cats, self.categorical_cardinalities, self.cat_emb_dim))
+            setattr(self, f"{kind}_exog_size", len(getattr(self, f"{kind}_exog_list")) - len(cats)
+                    + sum(resolve_cat_emb_dim(self.cat_emb_dim, self.categorical_cardinalities[c]) for c in cats))
+
+    def _check_categorical(self, name: str, opts: dict) -> None:
+        """cat_exog_list, categorical_cardinalities and cat_emb_dim, checked as NF's
+        `_check_categorical_exog` (ValueError/TypeError naming the option and what to do)."""
+        cats, cards, dim = opts["cat_exog_list"], opts["categorical_cardinalities"], opts["cat_emb_dim"]
+        if cats is not None and not (isinstance(cats, (list, tuple)) and all(isinstance(c, str) for c in cats)):
+            raise TypeError(f"{name}: cat_exog_list must be a list of column names or None, got {cats!r}")
+        self.cat_exog_list = list(cats or [])
+        if cards is not None and not isinstance(cards, dict):
+            raise TypeError(f"{name}: categorical_cardinalities must be a dict {{column: number of categories}}, "
+                            f"got {cards!r}")
+        self.categorical_cardinalities = dict(cards or {})
+        self.cat_emb_dim = dim
+        if not self.cat_exog_list:
+            return
+        if not self.EXOGENOUS_CAT:
+            raise ValueError(f"{name} does not support categorical exogenous variables "
+                             f"(cat_exog_list={self.cat_exog_list}); remove them")
+        dup = sorted({c for c in self.cat_exog_list if self.cat_exog_list.count(c) > 1})
+        if dup:
+            raise ValueError(f"{name}: cat_exog_list names {dup} more than once; list each column once")
+        listed = self.hist_exog_list + self.futr_exog_list + self.stat_exog_list
+        unknown = [c for c in self.cat_exog_list if c not in listed]
+        if unknown:
+            raise ValueError(f"{name}: categorical columns {unknown} (cat_exog_list) must also be listed in "
+                             "hist_exog_list, futr_exog_list or stat_exog_list; add them to the list of their kind")
+        missing = [c for c in self.cat_exog_list if c not in self.categorical_cardinalities]
+        if missing:
+            raise ValueError(f"{name}: categorical_cardinalities has no entry for {missing}; give the number "
+                             f"of categories of each, e.g. categorical_cardinalities={{{missing[0]!r}: 10}}")
+        for c in self.cat_exog_list:
+            k = self.categorical_cardinalities[c]
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+                raise ValueError(f"{name}: categorical_cardinalities[{c!r}] must be a positive int, got {k!r}")
+        if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
+            if dim < 1:
+                raise ValueError(f"{name}: cat_emb_dim must be 'fastai', 'sqrt', 'half' or a positive int, got {dim!r}")
+        elif dim not in CAT_EMB_DIM_STRATEGIES:
+            raise ValueError(f"{name}: cat_emb_dim must be 'fastai', 'sqrt', 'half' or a positive int, got {dim!r}")
 
     def __repr__(self):
         return self.alias or type(self).__name__
 
     # -- the pieces the loop uses ------------------------------------------------------------
     def _tensors(self, batch: dict) -> dict:
-        """The model's input dict as Tensors (no gradient), NeuralForecast's keys."""
+        """The model's input dict as Tensors, NeuralForecast's keys; the categorical
+        exogenous columns become their embeddings (with gradient, NF's _embed_stream)."""
         out = {}
-        for k in ("insample_y", "insample_mask", "futr_exog", "hist_exog", "stat_exog"):
+        for k in ("insample_y", "insample_mask"):
             v = batch.get(k)
             out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32), device=self.device)
+        for kind in ("futr", "hist", "stat"):   # categorical columns -> their embeddings (NF's _embed_stream)
+            v = batch.get(f"{kind}_exog")
+            out[f"{kind}_exog"] = None if v is None else embed_stream(
+                v, getattr(self, f"{kind}_exog_list"), getattr(self, f"{kind}_cat_exog_list"),
+                getattr(self, f"{kind}_cat_embeddings"), self.device)
         if self.exclude_insample_y:
             out["insample_y"] = out["insample_y"] * 0.0
         return out
@@ -188,6 +248,11 @@ class BaseModel(nn.Module):
             return loss_fn(y=y, y_hat=output, mask=mask, y_insample=insample)
         return loss_fn(y=ndiv.tensor(batch["outsample_y"], device=dev), y_hat=output, mask=mask,
                        y_insample=ndiv.tensor(batch["insample_y"], device=dev))
+
+    def _scaled_exog(self) -> list:
+        """The temporal exogenous columns the window scaler scales: not the categorical ones."""
+        cats = set(self.hist_cat_exog_list + self.futr_cat_exog_list)
+        return [c for c in self.hist_exog_list + self.futr_exog_list if c not in cats]
 
     @staticmethod
     def _wants_quantiles(loss_fn) -> bool:
@@ -245,7 +310,7 @@ class BaseModel(nn.Module):
         for step in range(1, self.max_steps + 1):
             batch = sampler.sample(scaler=self.scaler, hist_exog_list=self.hist_exog_list,
                                    futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
-                                   dedupe=dedupe)
+                                   temporal_exog_scaled=self._scaled_exog(), dedupe=dedupe)
             y_loc, y_scale = _loc_scale(self.scaler, self.device)
             output = self.loss.domain_map(self(self._tensors(batch)))
             loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
@@ -333,8 +398,7 @@ class BaseModel(nn.Module):
                 st = None if static is None else (static if self.MULTIVARIATE else static[chosen])
                 original = sample[:, self.input_size:, 0].copy()
                 sample, x_shift, x_scale = normalize_windows(sample, cols, self.scaler, self.h,
-                                                             self.hist_exog_list + self.futr_exog_list,
-                                                             return_stats=True)
+                                                             self._scaled_exog(), return_stats=True)
                 out = parse_windows(sample, cols, input_size=self.input_size, h=self.h, static=st,
                                     static_cols=dataset.static_cols, hist_exog_list=self.hist_exog_list,
                                     futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,

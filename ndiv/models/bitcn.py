@@ -85,6 +85,7 @@ class BiTCN(BaseModel):
     >>> model = BiTCN(h=12, input_size=24, max_steps=100)
     """
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
+    EXOGENOUS_CAT = True   # cat_exog_list: embedded in the shared base (NF 3.3)
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=-1, windows_batch_size=1024,
                     inference_windows_batch_size=1024, scaler_type="identity")

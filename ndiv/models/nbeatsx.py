@@ -78,6 +78,7 @@ class NBEATSx(BaseModel):
     >>> model = NBEATSx(h=12, input_size=24, mlp_units=[[64, 64]] * 3, futr_exog_list=["promo"])
     """
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
+    EXOGENOUS_CAT = True   # cat_exog_list: embedded in the shared base (NF 3.3)
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = dict(max_steps=1000, learning_rate=1e-3, num_lr_decays=3, windows_batch_size=1024,
                     inference_windows_batch_size=-1, scaler_type="identity")

@@ -32,6 +32,7 @@ class RecurrentEncoderMLP(BaseModel):
     [B, h, H + F] -> `mlp_decoder` (MLP, decoder_layers) -> [B, h, n_out].
     """
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
+    EXOGENOUS_CAT = True   # cat_exog_list: embedded in the shared base (NF 3.3)
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = RECURRENT_DEFAULTS
     ENCODER: type = nn.RNN  # the subclass's torch-named recurrent layer

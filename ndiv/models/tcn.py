@@ -28,6 +28,7 @@ class TCN(BaseModel):
     >>> model = TCN(h=12, input_size=24, max_steps=100)
     """
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
+    EXOGENOUS_CAT = True   # cat_exog_list: embedded in the shared base (NF 3.3)
     MULTIVARIATE = RECURRENT = False
     DEFAULTS = RECURRENT_DEFAULTS
     OPTION_RULES = dict(kernel_size=POSITIVE_INT, encoder_hidden_size=POSITIVE_INT,

@@ -2,11 +2,15 @@
 so that an NF state_dict loads unchanged: MLP (the decoder of RNN, LSTM, GRU, TCN, ...),
 Chomp1d, CausalConv1d and TemporalConvolutionEncoder (TCN's dilated causal encoder); and the
 input assembly the models share: `encoder_input` (per step, RNN family, TCN, BiTCN) and
-`dense_input` (flattened, MLP and NBEATSx).
+`dense_input` (flattened, MLP and NBEATSx); and the categorical embeddings of the shared base
+(`cat_embeddings`, `embed_stream`, `resolve_cat_emb_dim`).
 """
 from __future__ import annotations
 
+import math
 import warnings
+
+import numpy as np
 
 import ndiv
 from ndiv import nn
@@ -36,6 +40,53 @@ def resolve_decoder_activation(activation: str | None, ignored_because: str | No
     if ignored_because is not None:
         warnings.warn(f"decoder_activation is ignored when {ignored_because}.")
     return activation
+
+
+CAT_EMB_DIM_STRATEGIES = ("fastai", "sqrt", "half")
+
+
+def resolve_cat_emb_dim(strategy, cardinality: int) -> int:
+    """NF's `_resolve_cat_emb_dim`: the embedding width of a categorical column with
+    `cardinality` categories. strategy: an int (that width), 'fastai' min(50, ceil(1.6 K^0.56)),
+    'sqrt' min(50, ceil(sqrt K)) or 'half' min(50, (K + 1) // 2)."""
+    if isinstance(strategy, (int, np.integer)) and not isinstance(strategy, bool):
+        return int(strategy)
+    if strategy == "fastai":
+        return min(50, int(math.ceil(1.6 * cardinality ** 0.56)))
+    if strategy == "sqrt":
+        return min(50, int(math.ceil(cardinality ** 0.5)))
+    if strategy == "half":
+        return min(50, (cardinality + 1) // 2)
+    raise ValueError(f"cat_emb_dim must be 'fastai', 'sqrt', 'half' or a positive int, got {strategy!r}")
+
+
+def cat_embeddings(cat_exog_list, cardinalities: dict, strategy) -> nn.ModuleList:
+    """NF's `_build_cat_embeddings`: one nn.Embedding(K + 1, dim) per column (row 0 is the
+    slot of a category not seen in training), as a ModuleList (NF's hist_/futr_/stat_cat_embeddings)."""
+    return nn.ModuleList([nn.Embedding(cardinalities[c] + 1, resolve_cat_emb_dim(strategy, cardinalities[c]))
+                          for c in cat_exog_list])
+
+
+def embed_stream(x, exog_list, cat_exog_list, embeddings, device: str = "cpu"):
+    """NF's `_embed_stream` on a raw exogenous block x [..., len(exog_list)] (NumPy float, the
+    categorical columns holding codes): -> Tensor [..., n_continuous + sum(emb dims)], the
+    continuous columns first (in exog_list order), then each categorical column's embedding (in
+    cat_exog_list order). Code 0 (a category not seen in training) gets the mean of the
+    embedding's rows 1..K, as NF's `_lookup_embedding`. Without categorical columns: x as a Tensor."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not cat_exog_list:
+        return ndiv.tensor(x, device=device)
+    cont = [i for i, c in enumerate(exog_list) if c not in cat_exog_list]
+    pieces = [ndiv.tensor(np.ascontiguousarray(x[..., cont]), device=device)] if cont else []
+    for emb, col in zip(embeddings, cat_exog_list):
+        idx = x[..., exog_list.index(col)].astype(np.int64)
+        out = emb(idx)
+        is_oov = idx == 0
+        if is_oov.any():
+            oov = emb.weight[1:].mean(axis=0)
+            out = ndiv.where(ndiv.tensor(is_oov[..., None], device=device), oov, out)
+        pieces.append(out)
+    return ndiv.cat(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
 
 
 def encoder_input(windows_batch: dict, hist_exog_size: int, stat_exog_size: int, futr_exog_size: int):
