@@ -11,6 +11,8 @@ this package.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 
 def serve(path: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, max_batch: int = 32,
@@ -39,5 +41,12 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
                          cache_size=cache_size, cache_ttl=cache_ttl, max_rows=max_rows,
                          max_body_bytes=max_body_bytes)
     os.environ[CONFIG_ENV] = config.to_env()   # read by each worker's app factory
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
+    # it found: this one turns that into exit status 0, as container runtimes expect.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run("ndiv.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+
+
+def _exit_cleanly(signum, frame) -> None:
+    sys.exit(0)
