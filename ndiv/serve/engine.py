@@ -10,9 +10,13 @@ a worker thread: the event loop keeps answering /health and /metrics meanwhile.
 Merging is only done where a series' forecast depends on that series alone: univariate models
 without static features and a Forecaster without a local scaler (a multivariate model mixes
 series; static features and local scalers are looked up by the fitted series' ids). Otherwise
-each request runs on its own. Where a model's forward runs BLAS calls whose row count follows
-the batch (NHITS), a merged forecast can differ from the lone one in the last bit of float32;
-`max_batch=1` gives the lone call's exact result.
+each request runs on its own.
+
+A merged (or cached) forecast equals the request's own predict call within float32 rounding,
+not always bit for bit: BLAS may round a row differently when the matrix has more rows (with
+OpenBLAS here, a one-row product goes to GEMV and large layers, e.g. NHITS' 512 units, are
+blocked by row count; 1 ulp measured). `max_batch=1` and `cache_size=0` give the bits of the
+request's own call.
 """
 from __future__ import annotations
 
