@@ -146,6 +146,23 @@ def create_app(config: ServeConfig) -> Starlette:
 
     @instrumented("/predict")
     async def predict(request: Request) -> Response:
+        engine = state["engine"]
+        engine.arriving += 1
+        try:
+            req = await _parse(request)
+        finally:
+            engine.arriving -= 1
+        if isinstance(req, Response):
+            return req
+        try:
+            cols = await engine.forecast(req)
+        except RequestFailed as e:
+            metrics.errors.labels("invalid_request").inc()
+            return _error(422, str(e))
+        return JSONResponse({"forecast": payload.to_rows(cols)})
+
+    async def _parse(request: Request):
+        """The request's PredictRequest, or the error Response."""
         try:
             raw = await _read_body(request, config.max_body_bytes)
         except TooLarge as e:
@@ -164,12 +181,7 @@ def create_app(config: ServeConfig) -> Starlette:
         except payload.PayloadError as e:
             metrics.errors.labels("invalid_request").inc()
             return _error(422, str(e))
-        try:
-            cols = await state["engine"].forecast(req)
-        except RequestFailed as e:
-            metrics.errors.labels("invalid_request").inc()
-            return _error(422, str(e))
-        return JSONResponse({"forecast": payload.to_rows(cols)})
+        return req
 
     @instrumented("/health")
     async def health(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """Micro-batching and the per-series cache in front of one Forecaster.
 
-Requests wait in a queue; one loop takes the first, then whatever else arrives within
-`max_wait_s` (at most `max_batch` requests), merges the requests that ask for the same columns
+Requests wait in a queue; one loop takes the first, then whatever else is queued or arrives
+within `max_wait_s` (at most `max_batch` requests; it waits only while other requests are
+still being read, so a lone client never waits), merges the requests that ask for the same columns
 and level into one Forecaster.predict over the union of their series, and splits the forecast
 back. Series ids are made unique per request ("<request>:<rank>") and mapped back, so every
 request gets the rows, ids and order that its own predict call would give. The predict runs in
@@ -94,6 +95,7 @@ class Engine:
         self.model_tag = model_tag
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self.arriving = 0   # requests being read and parsed (the app counts them): worth waiting for
 
     # -- lifecycle (inside the event loop) ---------------------------------------------------
     def start(self) -> None:
@@ -153,7 +155,7 @@ class Engine:
                 except asyncio.QueueEmpty:
                     pass
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or self.arriving == 0:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), left))
