@@ -150,3 +150,12 @@ def test_a_bad_request_in_a_merged_batch_fails_alone(fc):
     same(ok, fc.predict(df=series("ok")))
     same(ok_int, fc.predict(df=series(7)))
     assert isinstance(failed, RequestFailed) and "'bad'" in str(failed)   # the caller's own id
+
+
+def test_models_that_mix_series_are_never_merged_nor_cached():
+    from ndiv.models import MLP as _MLP
+    local = ndiv.Forecaster([_MLP(h=2, input_size=4)], freq=1, local_scaler_type="standard")
+    static = ndiv.Forecaster([_MLP(h=2, input_size=4, stat_exog_list=["s"])], freq=1)
+    for fc in (local, static):
+        engine = Engine(fc, max_batch=16, cache_size=100)
+        assert not engine.mergeable and engine.max_batch == 1 and engine.cache is None
