@@ -159,3 +159,49 @@ def test_models_that_mix_series_are_never_merged_nor_cached():
     for fc in (local, static):
         engine = Engine(fc, max_batch=16, cache_size=100)
         assert not engine.mergeable and engine.max_batch == 1 and engine.cache is None
+
+
+async def _asgi(app, method, path, body=b""):
+    """One HTTP request straight into the ASGI app -> (status, JSON body or text)."""
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"content-type", b"application/json")], "http_version": "1.1", "scheme": "http",
+             "server": ("test", 80), "client": ("test", 1), "root_path": ""}
+    inbox = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    raw = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], raw.decode()
+
+
+def test_a_bug_gets_a_generic_500_is_logged_and_counted_and_ready_is_503_before_warming(tmp_path, caplog):
+    import json
+    from ndiv.serve.app import ServeConfig, create_app
+    app = create_app(ServeConfig(path=str(tmp_path)))     # lifespan not run: no model, no engine
+
+    async def go():
+        return (await _asgi(app, "GET", "/ready"),
+                await _asgi(app, "POST", "/predict", json.dumps(series("a")).encode()),
+                await _asgi(app, "GET", "/metrics"))
+
+    with caplog.at_level("ERROR", logger="uvicorn.error"):
+        (ready, _), (status, body), (_, metrics) = asyncio.run(go())
+    assert ready == 503
+    assert status == 500 and json.loads(body) == {"error": "internal error; the server log has the details"}
+    assert "Traceback" not in body and any(r.exc_info for r in caplog.records)
+    assert 'ndiv_errors_total{kind="internal"} 1.0' in metrics
+    assert 'ndiv_requests_total{route="/predict",status="500"} 1.0' in metrics
+
+
+def test_serve_refuses_a_missing_folder_and_bad_options(tmp_path):
+    from ndiv import cli
+    with pytest.raises(SystemExit, match="is not a folder"):
+        cli.main(["serve", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit, match="--max-batch must be an integer >= 1"):
+        cli.main(["serve", str(tmp_path), "--max-batch", "0"])
