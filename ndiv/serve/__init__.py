@@ -10,6 +10,7 @@ this package.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -44,8 +45,11 @@ def serve(path: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
     # it found: this one turns that into exit status 0, as container runtimes expect.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    extra = {}
+    if workers > 1 and "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+        extra["timeout_worker_healthcheck"] = 60   # a worker importing ndiv on a busy machine can take >5 s
     uvicorn.run("ndiv.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, timeout_graceful_shutdown=30)
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=30, **extra)
 
 
 def _exit_cleanly(signum, frame) -> None:
