@@ -255,7 +255,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n-windows", type=int, default=3)
     c.add_argument("--step-size", type=int, default=12)
     sub.add_parser("models", help="list the models")
+    s = sub.add_parser("serve", help="an HTTP forecasting service for a saved folder (needs ndiv[serve])")
+    s.add_argument("path", help="the folder that Forecaster.save() wrote")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="worker processes, each with the model (default 1)")
+    s.add_argument("--max-batch", type=int, default=32, help="most requests merged into one predict (1: none)")
+    s.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others (default 5)")
+    s.add_argument("--cache-size", type=int, default=0, help="series kept in the forecast cache (default 0: none)")
+    s.add_argument("--cache-ttl", type=float, default=300.0, help="seconds a cached forecast lives (default 300)")
+    s.add_argument("--max-rows", type=int, default=100_000, help="most rows per request; more get 413")
+    s.add_argument("--max-body-mb", type=float, default=16.0, help="largest body in MiB; larger get 413")
+    s.add_argument("--log-level", default="info")
     return p
+
+
+def cmd_serve(args) -> int:
+    from ndiv.serve import serve
+    serve(args.path, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, cache_size=args.cache_size, cache_ttl=args.cache_ttl,
+          max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * 2 ** 20), log_level=args.log_level)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -266,7 +286,7 @@ def main(argv=None) -> int:
     for k in ("h", "input_size", "max_steps"):
         if getattr(args, k, 1) is not None and getattr(args, k, 1) < 1:
             raise SystemExit(f"ndiv: --{k.replace('_', '-')} must be a positive integer")
-    return {"forecast": cmd_forecast, "cv": cmd_cv, "models": cmd_models}[args.command](args)
+    return {"forecast": cmd_forecast, "cv": cmd_cv, "models": cmd_models, "serve": cmd_serve}[args.command](args)
 
 
 if __name__ == "__main__":
