@@ -58,7 +58,7 @@ def is_nf_folder(path) -> bool:
     and not an ndiv one (forecaster.json)."""
     try:
         names = os.listdir(path)
-    except (NotADirectoryError, FileNotFoundError, TypeError):
+    except (OSError, TypeError):
         return False
     if "forecaster.json" in names:
         return False
@@ -151,7 +151,15 @@ class _Decoder:
             return v
         if TAG not in v:
             return {k: self(x, f"{key}.{k}") for k, x in v.items()}
-        tag = v[TAG]
+        try:
+            return self._tagged(v, v[TAG], key)
+        except (KeyError, TypeError, IndexError, ValueError) as e:
+            if str(e).startswith("from_neuralforecast"):
+                raise
+            self.fail(key, f"is a malformed {v[TAG]!r} entry ({type(e).__name__}: {str(e)[:120]}): the folder "
+                           "was edited or damaged")
+
+    def _tagged(self, v: dict, tag, key: str):
         if tag == "tensor":
             if v.get("key") not in self.tensors:
                 self.fail(key, f"points at the array {v.get('key')!r}, which its safetensors file lacks")
@@ -177,7 +185,7 @@ class _Decoder:
             return _optimizer_class(v, key)
         if tag == "scaler":
             return {"type": v.get("type"), "stats": None if v.get("stats_") is None else self(v["stats_"], key)}
-        self.fail(key, f"has the tag {tag!r}, which ndiv does not read")
+        self.fail(key, f"has the tag {_short(tag)}, which ndiv does not read")
 
 
 def _loss(dec: _Decoder, v: dict, key: str):
@@ -229,6 +237,9 @@ def _read(cls, folder: _Folder):
     conf = top["configuration"]
     get = lambda k, default=None: dec(conf.get(k, default), k)  # noqa: E731
 
+    if get("_fitted") is not True:
+        _fail(folder, CONFIG, "says the NeuralForecast object was saved before fit (_fitted is not true): "
+                              "fit it, then save")
     for k in ("local_static_scaler_type", "static_scalers_", "categorical_vocab_", "prediction_intervals"):
         if get(k):
             _fail(folder, CONFIG, f"{k} is set ({_short(conf[k])}); ndiv does not support "
@@ -285,6 +296,8 @@ def _models(folder: _Folder, names: list[str], alias_to_model: dict) -> list:
                                 f"{sorted(MODELS)}")
         try:
             stored = json.loads(meta["hyper_parameters"])
+            if not isinstance(stored, dict):
+                raise TypeError
         except (KeyError, TypeError, json.JSONDecodeError):
             _fail(folder, name, "has no hyper_parameters in its header: not written by NeuralForecast.save (3.3)")
         config = _config(_Decoder(folder, name, arrays), stored, MODELS[cls_name], name)

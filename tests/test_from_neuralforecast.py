@@ -219,3 +219,69 @@ def test_an_ndiv_folder_still_loads_as_before(tmp_path):
     fc.save(tmp_path / "nd")
     assert "forecaster.json" in os.listdir(tmp_path / "nd")
     assert_same(ndiv.Forecaster.load(tmp_path / "nd").predict(), ref)
+
+
+def test_integer_ids_and_dates_static_exogenous_and_boxcox(tmp_path):
+    import pandas as pd
+    n, rng = 30, np.random.default_rng(0)
+    df = pd.DataFrame({"unique_id": np.repeat([3, 7], n), "ds": np.tile(np.arange(n), 2),
+                       "y": rng.normal(10, 1, 2 * n).cumsum()})
+    static = pd.DataFrame({"unique_id": [3, 7], "s": [0.0, 1.0]})
+    nf = NeuralForecast([nf_model("NHITS", stat_exog_list=["s"]), nf_model("TiDE", stat_exog_list=["s"])], freq=1,
+                        local_scaler_type="boxcox")
+    nf.fit(df, static_df=static)
+    ref = nf.predict()
+    nf.save(str(tmp_path))
+    fc = ndiv.Forecaster.load(tmp_path)
+    assert fc._dataset.static_cols == ["s"] and fc._dataset.uids.tolist() == [3, 7]
+    assert_same(fc.predict(), ref)
+    # the history comes back in its own units from NF's scaled copy
+    np.testing.assert_allclose(fc.predict_insample()["y"].to_numpy()[:3], df["y"].to_numpy()[8:11], rtol=1e-5)
+
+
+def test_boxcox_inverse_is_coreforecasts_below_the_range():
+    """u = lambda z + 1 < 0 maps to -|u|^(1/lambda) in coreforecast (which NF uses), not to 0."""
+    from coreforecast.grouped_array import GroupedArray
+    from coreforecast.scalers import LocalBoxCoxScaler
+
+    from ndiv.data.local_scalers import LocalScaler
+    ref = LocalBoxCoxScaler(method="loglik", lower=0.0)
+    ref.stats_ = np.array([[1.5, 0.0]], np.float32)
+    ours = LocalScaler("boxcox")
+    ours.stats_ = ref.stats_.astype(np.float64)
+    z = np.array([-3.0, -2.0, -0.5, 0.0, 1.0])
+    np.testing.assert_allclose(ours.inverse_transform(z, np.array([0, 5])),
+                               ref.inverse_transform(GroupedArray(z.astype(np.float32), np.array([0, 5]))), rtol=1e-5)
+
+
+def _edit_json(path, edit):
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["configuration"].update(_fitted=False), "saved before fit"),
+    (lambda c: c.update(nf_format="1"), "nf_format='1'"),
+    (lambda c: c["configuration"].update(scalers_={"y": {"__nf__": "scaler"}}), r"scalers_\['y'\] must be"),
+    (lambda c: c["configuration"].update(ds={"__nf__": "datetime64", "unit": "ns"}), "ds is a malformed 'datetime64'"),
+    (lambda c: c["configuration"].update(uids={"__nf__": "pickle"}), "uids has the tag 'pickle'"),
+])
+def test_an_edited_configuration_is_named(tmp_path, edit, match):
+    fit_save([nf_model("MLP")], tmp_path, local_scaler_type="standard")
+    _edit_json(tmp_path / "configuration.json", edit)
+    with pytest.raises(ValueError, match=r"configuration\.json: .*" + match):
+        ndiv.Forecaster.load(tmp_path)
+
+
+def test_a_symbolic_link_or_a_corrupt_weight_file_is_refused(tmp_path):
+    fit_save([nf_model("MLP")], tmp_path / "nf")
+    weights = tmp_path / "nf" / "MLP_0.safetensors"
+    (tmp_path / "elsewhere.safetensors").write_bytes(weights.read_bytes())
+    weights.write_bytes(weights.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"MLP_0\.safetensors: is not a valid safetensors file"):
+        ndiv.Forecaster.load(tmp_path / "nf")
+    weights.unlink()
+    weights.symlink_to(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(ValueError, match="symbolic link"):
+        ndiv.Forecaster.load(tmp_path / "nf")
