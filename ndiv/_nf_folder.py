@@ -21,7 +21,7 @@ every file is read through `_saving._Folder` (plain names, no symbolic links). L
 opened, with how to re-save them in NeuralForecast >= 3.3.
 
     >>> fc = ndiv.from_neuralforecast("nf_folder")    # doctest: +SKIP
-    >>> fc.predict()                                   # the forecast of NeuralForecast.load(...).predict()
+    >>> fc.predict()                                   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ _IGNORED = {"n_samples", "val_monitor", "cat_emb_dim", "h_train", "inference_inp
 # Where the model runs is the loader's choice: a model trained on a GPU forecasts on the CPU here.
 _PLACEMENT = {"accelerator", "devices", "strategy", "num_nodes"}
 _CATEGORICAL = ("cat_exog_list", "categorical_cardinalities")
+# NeuralForecast features whose saved state ndiv cannot use: such a folder is refused, not half read.
+_UNSUPPORTED = {"local_static_scaler_type": "local scalers of static columns",
+                "static_scalers_": "local scalers of static columns",
+                "categorical_vocab_": "categorical columns",
+                "prediction_intervals": "conformal prediction intervals"}
 
 
 def is_nf_folder(path) -> bool:
@@ -107,7 +112,7 @@ def _refuse_legacy(folder: _Folder, names: list[str]) -> None:
         f"(legacy files: {legacy}); ndiv never unpickles, since a pickle runs code when it is read. Re-save the "
         "folder with NeuralForecast >= 3.3, which writes JSON and safetensors: "
         f"`nf = NeuralForecast.load({folder.path!r}, allow_pickle=True)` (only for a folder you trust), then "
-        "`nf.save(new_path)`, and load new_path")
+        "`nf.save(new_path)` (or `python -m neuralforecast.migrate <folder>`), and load new_path")
 
 
 def _safetensors(folder: _Folder, name: str) -> tuple[dict, dict]:
@@ -240,11 +245,10 @@ def _read(cls, folder: _Folder):
     if get("_fitted") is not True:
         _fail(folder, CONFIG, "says the NeuralForecast object was saved before fit (_fitted is not true): "
                               "fit it, then save")
-    for k in ("local_static_scaler_type", "static_scalers_", "categorical_vocab_", "prediction_intervals"):
-        if get(k):
-            _fail(folder, CONFIG, f"{k} is set ({_short(conf[k])}); ndiv does not support "
-                                  f"{'static scalers' if 'static' in k else 'categorical columns' if 'vocab' in k else 'conformal intervals'}"
-                                  ": refit NeuralForecast without it")
+    for k, what in _UNSUPPORTED.items():
+        if conf.get(k):
+            _fail(folder, CONFIG, f"{k} is set ({_short(conf[k])}); ndiv has no {what}: refit NeuralForecast "
+                                  "without it")
     cols = {k: get(k, d) for k, d in (("id_col", "unique_id"), ("time_col", "ds"), ("target_col", "y"))}
     freq = get("freq")
     if not isinstance(freq, (str, int)) or isinstance(freq, bool):

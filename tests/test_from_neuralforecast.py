@@ -92,7 +92,8 @@ def test_every_model_forecasts_as_neuralforecast(name, tmp_path):
 
 
 def test_local_scaler_two_models_and_neuralforecasts_column_order(tmp_path):
-    ref, _, _ = fit_save([nf_model("NHITS"), nf_model("MLP"), nf_model("MLP", alias="Other")], tmp_path,
+    ref, _, _ = fit_save([nf_model("NHITS", scaler_type="robust"), nf_model("MLP"), nf_model("MLP", alias="Other")],
+                         tmp_path,
                          local_scaler_type="standard")
     fc = ndiv.from_neuralforecast(tmp_path)
     got = fc.predict()
@@ -266,6 +267,9 @@ def _edit_json(path, edit):
     (lambda c: c["configuration"].update(scalers_={"y": {"__nf__": "scaler"}}), r"scalers_\['y'\] must be"),
     (lambda c: c["configuration"].update(ds={"__nf__": "datetime64", "unit": "ns"}), "ds is a malformed 'datetime64'"),
     (lambda c: c["configuration"].update(uids={"__nf__": "pickle"}), "uids has the tag 'pickle'"),
+    (lambda c: c["configuration"].update(prediction_intervals={"__nf__": "prediction_intervals", "n_windows": 2,
+                                                               "method": "conformal_distribution", "step_size": 1}),
+     "prediction_intervals is set .* no conformal prediction intervals"),
 ])
 def test_an_edited_configuration_is_named(tmp_path, edit, match):
     fit_save([nf_model("MLP")], tmp_path, local_scaler_type="standard")
