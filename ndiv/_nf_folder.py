@@ -187,7 +187,7 @@ class _Decoder:
         if tag == "loss":
             return _loss(self, v, key)
         if tag == "torch_cls":
-            return _optimizer_class(v, key)
+            return _optimizer_class(v, f"{self.folder.where(self.name)}: {key}")
         if tag == "scaler":
             return {"type": v.get("type"), "stats": None if v.get("stats_") is None else self(v["stats_"], key)}
         self.fail(key, f"has the tag {_short(tag)}, which ndiv does not read")
@@ -216,12 +216,13 @@ def _optimizer_class(v: dict, key: str):
     """An optimizer or scheduler class by name from ndiv.optim; one ndiv lacks only shapes a refit,
     never the forecast of the trained weights: warn and keep ndiv's default."""
     import ndiv.optim
+    from ndiv.models._checks import _caller_level
     module = ndiv.optim.lr_scheduler if v.get("kind") == "lr_scheduler" else ndiv.optim
     cls = getattr(module, str(v.get("name")), None)
     if isinstance(cls, type):
         return cls
     warnings.warn(f"from_neuralforecast: {key} is torch's {v.get('name')}, which ndiv lacks; the model uses ndiv's "
-                  "default (this matters only if you fit it again)", UserWarning, stacklevel=4)
+                  "default (this matters only if you fit it again)", UserWarning, stacklevel=_caller_level())
     return None
 
 

@@ -289,3 +289,14 @@ def test_a_symbolic_link_or_a_corrupt_weight_file_is_refused(tmp_path):
     weights.symlink_to(tmp_path / "elsewhere.safetensors")
     with pytest.raises(ValueError, match="symbolic link"):
         ndiv.Forecaster.load(tmp_path / "nf")
+
+
+def test_optimizers_map_to_ndiv_and_one_ndiv_lacks_warns(tmp_path):
+    import torch
+    ref, _, _ = fit_save([nf_model("MLP", optimizer=torch.optim.AdamW, optimizer_kwargs={"weight_decay": 0.1},
+                                   lr_scheduler=torch.optim.lr_scheduler.ConstantLR)], tmp_path)
+    with pytest.warns(UserWarning, match=r"MLP_0\.safetensors: hyper_parameters\.lr_scheduler is torch's ConstantLR"):
+        fc = ndiv.Forecaster.load(tmp_path)
+    assert fc.models[0].optimizer is ndiv.optim.AdamW and fc.models[0].optimizer_kwargs == {"weight_decay": 0.1}
+    assert fc.models[0].lr_scheduler is None
+    assert_same(fc.predict(), ref)
