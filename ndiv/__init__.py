@@ -23,7 +23,8 @@ from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"
 
-_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster")}
+_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster"),
+         "from_neuralforecast": ("ndiv._nf_folder", "from_neuralforecast")}
 _SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli"}
 
 

@@ -183,12 +183,16 @@ class Forecaster:
         names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
         like = self._like if df is None else df
         if df is None:
+            if self._dataset is None:
+                raise ValueError("this Forecaster holds no training data (loaded from a NeuralForecast folder saved "
+                                 "with save_dataset=False): pass the history, predict(df=...)")
             ds = self._dataset
         else:
             raw = self._dataset_from(df, static_df if static_df is not None else self._static_df,
-                                     self._raw_dataset.id_col, self._raw_dataset.time_col, self._raw_dataset.target_col)
+                                     *self._column_names())
             ds = apply_local_scalers(raw, self._scalers) if self._scalers else raw
-            if self._scalers and not np.array_equal(raw.uids, self._raw_dataset.uids):
+            if (self._scalers and self._raw_dataset is not None
+                    and not np.array_equal(raw.uids, self._raw_dataset.uids)):
                 raise ValueError("with local_scaler_type, predict(df) needs the same series as fit")
         futr = sorted({c for m in self.models for c in m.futr_exog_list})
         if futr and futr_df is None:
@@ -203,6 +207,11 @@ class Forecaster:
             y = m.predict_dataset(full, step_size=1, test_size=self.h, quantiles=qs)
             self._add_columns(out, m, y, ds, names[m])
         return make_frame(out, like)
+
+    def _column_names(self) -> tuple:
+        """(id_col, time_col, target_col) of the fit data (of the NF folder when it had none)."""
+        raw = self._raw_dataset
+        return (raw.id_col, raw.time_col, raw.target_col) if raw is not None else self._nf_columns
 
     def _add_columns(self, out: dict, model: BaseModel, y: np.ndarray, ds, names: list[str]):
         """y: [n_series * n_windows, h, n_out] (univariate) or [n_windows, h, n_series, n_out];
@@ -285,6 +294,9 @@ class Forecaster:
         step_size steps (as NeuralForecast's predict_insample). level / quantiles: intervals as
         in predict. Returns unique_id, ds, cutoff, y and the model columns."""
         self._require_fit("predict_insample")
+        if self._dataset is None:
+            raise ValueError("predict_insample needs the training data, and this Forecaster was loaded from a "
+                             "NeuralForecast folder saved with save_dataset=False")
         qs, has_level = _requested_quantiles(level, quantiles)
         names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
         ds = self._dataset
@@ -339,13 +351,21 @@ class Forecaster:
         the new folder, never half of one, and a failed save leaves the old folder as it was.
         overwrite=True replaces only an empty folder or one written by save (ndiv/_saving.py)."""
         self._require_fit("save")
+        if self._raw_dataset is None:
+            raise ValueError("Forecaster.save needs the training data, and this Forecaster was loaded from a "
+                             "NeuralForecast folder saved with save_dataset=False: re-save it in NeuralForecast "
+                             "with save_dataset=True and load that")
         _saving.save_forecaster(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str) -> "Forecaster":
-        """Load a folder written by save(): JSON and safetensors only (never a pickle). Raises
-        FileNotFoundError for a missing folder or file and ValueError, naming the file and the
-        key, for anything edited, truncated, out of the folder or unknown (ndiv/_saving.py)."""
+        """Load a folder written by save(), or by NeuralForecast 3.3's NeuralForecast.save() (read
+        by ndiv.from_neuralforecast, without torch): JSON and safetensors only (never a pickle).
+        Raises FileNotFoundError for a missing folder or file and ValueError, naming the file and
+        the key, for anything edited, truncated, out of the folder or unknown (ndiv/_saving.py)."""
+        from ndiv import _nf_folder
+        if _nf_folder.is_nf_folder(path):
+            return _nf_folder.from_neuralforecast(path, cls)
         return _saving.load_forecaster(cls, path)
 
 

@@ -138,9 +138,12 @@ def _boxcox(x, lmbda):
 
 
 def _inv_boxcox(z, lmbda):
+    # coreforecast's inverse, which NeuralForecast uses: sign(u) |u|^(1/lambda) with u = lambda z + 1,
+    # so a forecast below the transform's range comes back negative rather than 0
     small = np.abs(lmbda) < 1e-12
     safe = np.where(small, 1.0, lmbda)
-    return np.where(small, np.exp(z), np.power(np.maximum(lmbda * z + 1, 0.0), 1 / safe))
+    u = lmbda * z + 1
+    return np.where(small, np.exp(z), np.sign(u) * np.power(np.abs(u), 1 / safe))
 
 
 def _boxcox_lambda(g, lower=0.0, upper=2.0):
