@@ -20,7 +20,6 @@ between its outputs and its inputs that no inner module claimed are tagged with 
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
@@ -206,7 +205,3 @@ def _tag(out, name, stop):
             ctx.__dict__[_SCOPE] = name
         stack.extend(p for p in ctx.parents if id(p) not in stop)
 
-
-def grad_norm(a) -> float:
-    """The 2-norm of an array (NaN for None)."""
-    return math.nan if a is None else float(np.linalg.norm(np.asarray(_host(a)).ravel()))
