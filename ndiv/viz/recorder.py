@@ -50,13 +50,12 @@ class GradientRecorder:
                 self.steps.append({})
                 if self.ratios and len(self.steps) > 1:
                     self.updates.append({})
-            self.steps[-1][name] = float(np.linalg.norm(to_device(g, "cpu").ravel()))
+            self.steps[-1][name] = _norm(g)
             if self.ratios:
                 w = p.data
                 prev = self._prev.get(name)
                 if prev is not None and self.updates:
-                    base = float(np.linalg.norm(to_device(prev, "cpu").ravel()))
-                    delta = float(np.linalg.norm(to_device(w - prev, "cpu").ravel()))
+                    base, delta = _norm(prev), _norm(w - prev)
                     self.updates[-1][name] = (delta, base)
                 self._prev[name] = w.copy()
             return None
@@ -111,3 +110,13 @@ class GradientRecorder:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[name] = delta / base
         return out
+
+
+def _norm(a) -> float:
+    """|a|_2 as a Python float; recomputed in float64 where float32 squares overflow (a diverging fit)."""
+    a = to_device(a, "cpu").ravel()
+    with np.errstate(over="ignore"):
+        n = float(np.linalg.norm(a))
+    if math.isinf(n) and a.dtype != np.float64:          # inf from overflowing squares, not an inf entry
+        n = float(np.linalg.norm(a.astype(np.float64)))
+    return n
