@@ -95,10 +95,11 @@ class Graph:
         return Graph(nodes, edges)
 
 
-def graph(scalar: Tensor, model=None, backward: bool = False) -> Graph:
+def graph(scalar: Tensor, model=None, backward: bool = False, names: dict | None = None) -> Graph:
     """The graph that produced `scalar` (any Tensor with a recorded history).
 
-    model: a Module whose named_parameters() label the leaves. backward: run
+    model: a Module whose named_parameters() label the leaves; names: {label: Tensor} for more
+    labels (e.g. {'w': w, 'x': x}). backward: run
     scalar.backward(retain_graph=True) first with every intermediate retaining its gradient,
     so every node gets grad_norm (leaves' .grad accumulate as in any backward). Call graph()
     before a plain backward() frees the graph, or after backward(retain_graph=True).
@@ -111,7 +112,8 @@ def graph(scalar: Tensor, model=None, backward: bool = False) -> Graph:
             if t._ctx is not None and t.requires_grad:
                 t.retain_grad()
         scalar.backward(retain_graph=True)
-    names = {id(p): k for k, p in model.named_parameters()} if model is not None else {}
+    labels = {id(p): k for k, p in model.named_parameters()} if model is not None else {}
+    labels.update({id(t): k for k, t in (names or {}).items()})
     ids = {id(t): i for i, t in enumerate(order)}
     nodes, edges = [], []
     for i, t in enumerate(order):
@@ -121,7 +123,7 @@ def graph(scalar: Tensor, model=None, backward: bool = False) -> Graph:
             id=i, op="leaf" if ctx is None else type(ctx).__name__, output=t._idx,
             shape=tuple(t.shape), dtype=str(t.dtype), requires_grad=bool(t.requires_grad),
             grad_norm=None if grad is None else float(np.linalg.norm(np.asarray(_host(grad)).ravel())),
-            name=names.get(id(t)), module=None if ctx is None else ctx.__dict__.get(_SCOPE)))
+            name=labels.get(id(t)), module=None if ctx is None else ctx.__dict__.get(_SCOPE)))
         if ctx is not None:
             edges.extend((ids[id(p)], i, arg) for arg, p in enumerate(ctx.parents))
     return Graph(nodes, edges)

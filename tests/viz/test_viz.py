@@ -198,3 +198,19 @@ def test_pictures_without_matplotlib_say_what_to_install(monkeypatch):
     model, (x, y) = TwoLayer(), _data()
     with pytest.raises(ImportError, match=r'pip install "ndiv\[plot\]"'):
         viz.draw_graph(_mlp_loss(model, x, y), engine="matplotlib")
+
+
+def test_cli_forecast_explain_writes_gradient_flow_and_decomposition(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from ndiv import cli
+    plot = tmp_path / "fc.png"
+    assert cli.main(["forecast", "--model", "NHITS", "--max-steps", "3", "--output", str(tmp_path / "fc.csv"),
+                     "--plot", str(plot), "--explain"]) == 0
+    for name in ("fc.png", "fc_gradients.png", "fc_decomposition.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
+    assert cli.main(["forecast", "--model", "MLP", "--max-steps", "2", "--output", str(tmp_path / "m.csv"),
+                     "--plot", str(tmp_path / "m.png"), "--explain"]) == 0
+    assert (tmp_path / "m_gradients.png").exists() and not list(tmp_path.glob("m_decomposition*"))
+    assert "MLP has no decomposition or attention map" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="pass --plot PATH.png"):
+        cli.main(["forecast", "--max-steps", "2", "--output", str(tmp_path / "x.csv"), "--explain"])
