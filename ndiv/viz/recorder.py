@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ndiv.device import to_device
+from ndiv.device import array_module, to_device
 
 
 class GradientRecorder:
@@ -54,10 +54,14 @@ class GradientRecorder:
             if self.ratios:
                 w = p.data
                 prev = self._prev.get(name)
-                if prev is not None and self.updates:
-                    base, delta = _norm(prev), _norm(w - prev)
-                    self.updates[-1][name] = (delta, base)
-                self._prev[name] = w.copy()
+                if prev is None or prev[0].shape != w.shape:
+                    self._prev[name] = (w.copy(), w.copy())    # last weights, and scratch for the difference
+                    return None
+                last, scratch = prev
+                if self.updates:
+                    array_module(w).subtract(w, last, out=scratch)   # no allocation per step
+                    self.updates[-1][name] = (_norm(scratch), _norm(last))
+                last[...] = w
             return None
         return hook
 
