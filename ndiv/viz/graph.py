@@ -63,7 +63,8 @@ class Graph:
 
     def collapse(self, depth: int = 1) -> "Graph":
         """One node per module (its name cut to `depth` dotted parts) for the ops the module ran,
-        leaves kept as they are unless they are that module's parameters; edges deduplicated."""
+        with its parameters inside; constants (leaves that need no gradient) read only by modules
+        are left out; other leaves and untagged ops stay as they are; edges deduplicated."""
         group_of = {}
         for n in self.nodes:
             scope = n["module"]
@@ -71,8 +72,16 @@ class Graph:
                 scope = n["name"].rsplit(".", 1)[0]
             if scope:
                 group_of[n["id"]] = ".".join(scope.split(".")[:depth])
+        readers = {}
+        for src, dst, _ in self.edges:
+            readers.setdefault(src, []).append(dst)
+        hidden = {n["id"] for n in self.nodes if n["op"] == "leaf" and not n["requires_grad"]
+                  and n["id"] not in group_of and readers.get(n["id"])
+                  and all(d in group_of for d in readers[n["id"]])}
         nodes, index = [], {}
         for n in self.nodes:
+            if n["id"] in hidden:
+                continue
             key = group_of.get(n["id"], n["id"])
             if key in index:
                 agg = nodes[index[key]]
@@ -87,6 +96,8 @@ class Graph:
         edges = []
         seen = set()
         for src, dst, arg in self.edges:
+            if src in hidden:
+                continue
             a = index[group_of.get(src, src)]
             b = index[group_of.get(dst, dst)]
             if a != b and (a, b) not in seen:
@@ -159,8 +170,9 @@ def _toposort(root: Tensor) -> list:
 
 @contextlib.contextmanager
 def record_modules(model):
-    """Within the block, tag every op a submodule of `model` runs with the submodule's name
-    ('' is the model itself, shown as its class name); the hooks are removed on exit."""
+    """Within the block, tag every op a submodule of `model` runs with the submodule's dotted
+    name (the model's own ops, between its submodules, stay untagged: collapsed, they are drawn
+    one by one); the hooks are removed on exit."""
     handles, inputs = [], {}
 
     def pre(module, args):
@@ -173,8 +185,10 @@ def record_modules(model):
         return post
 
     for name, m in model.named_modules():
+        if m is model:
+            continue
         handles.append(m.register_forward_pre_hook(pre))
-        handles.append(m.register_forward_hook(post_for(name or type(model).__name__)))
+        handles.append(m.register_forward_hook(post_for(name)))
     try:
         yield model
     finally:

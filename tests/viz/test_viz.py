@@ -86,12 +86,12 @@ def test_record_modules_groups_ops_by_module_and_leaves_no_hook():
         loss = _mlp_loss(model, x, y)
     assert not any(m._has_hooks for m in model.modules())
     g = viz.graph(loss, model=model)
-    assert [n["module"] for n in g.nodes if n["op"] != "leaf"] == ["fc1", "TwoLayer", "fc2", None, None, None]
-    c = g.collapse()
-    assert [(n["op"], n["name"]) for n in c.nodes] == [
-        ("leaf", None), ("module", "fc1"), ("module", "TwoLayer"), ("module", "fc2"), ("leaf", None),
-        ("Sub", None), ("PowScalar", None), ("Mean", None)]
-    assert [e[:2] for e in c.edges] == [(0, 1), (1, 2), (2, 3), (3, 5), (4, 5), (5, 6), (6, 7)]
+    assert [n["module"] for n in g.nodes if n["op"] != "leaf"] == ["fc1", None, "fc2", None, None, None]
+    c = g.collapse()      # the input x feeds only fc1: a constant inside a module, left out
+    assert [(n["op"], n["name"], n.get("n_ops")) for n in c.nodes] == [
+        ("module", "fc1", 1), ("Tanh", None, None), ("module", "fc2", 1), ("leaf", None, None),
+        ("Sub", None, None), ("PowScalar", None, None), ("Mean", None, None)]
+    assert [e[:2] for e in c.edges] == [(0, 1), (1, 2), (2, 4), (3, 4), (4, 5), (5, 6)]
     # without record_modules no op has a module
     assert all(n["module"] is None for n in viz.graph(_mlp_loss(model, x, y)).nodes)
 
