@@ -152,8 +152,16 @@ def cmd_forecast(args) -> int:
     train, test = _split(data, args.h)
     model = _model(args)
     fc = ndiv.Forecaster(models=[model], freq=freq)
+    if args.explain and not args.plot:
+        raise SystemExit("ndiv: --explain writes its pictures next to the forecast plot: pass --plot PATH.png too")
+    recorder = None
+    if args.explain:
+        from ndiv.viz import GradientRecorder
+        recorder = GradientRecorder(model)
     t0 = time.perf_counter()
     fc.fit(train)
+    if recorder is not None:
+        recorder.remove()
     fit_s = time.perf_counter() - t0
     pred = _as_dict(fc.predict())
     naive = seasonal_naive(train, args.h, season_length(freq))
@@ -173,7 +181,28 @@ def cmd_forecast(args) -> int:
     print(f"\nwrote {args.output}")
     if args.plot:
         _plot(args.plot, train, table, name, point)
+    if recorder is not None:
+        _explain(args.plot, fc, recorder)
     return 0
+
+
+def _explain(path: str, fc, recorder) -> None:
+    """PATH_gradients.png (gradient flow over the fit) and the model's own interpretation:
+    PATH_decomposition.png (NHITS, NBEATS, NBEATSx) or PATH_attention.png (PatchTST)."""
+    from ndiv import viz
+    stem = path[:-4] if path.lower().endswith(".png") else path
+    model = fc.models[0]
+    viz.plot_gradient_flow(recorder, f"{stem}_gradients.png", depth=2, title=f"{model}: gradient flow")
+    print(f"wrote {stem}_gradients.png")
+    kind = type(model).__name__
+    if kind in viz.interpret.DECOMPOSABLE:
+        viz.plot_decomposition(viz.decomposition(fc), f"{stem}_decomposition.png")
+        print(f"wrote {stem}_decomposition.png")
+    elif any(type(m).__name__ == "_ScaledDotProductAttention" for m in model.modules()):
+        viz.plot_attention(viz.attention(fc), f"{stem}_attention.png")
+        print(f"wrote {stem}_attention.png")
+    else:
+        print(f"{kind} has no decomposition or attention map to show (NHITS, NBEATS, NBEATSx and PatchTST do)")
 
 
 def cmd_cv(args) -> int:
@@ -250,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("forecast", help="hold out the last h points, forecast them, compare with seasonal naive")
     common(f, "forecast.csv")
     f.add_argument("--plot", help="write a PNG of history, forecast and intervals (needs matplotlib)")
+    f.add_argument("--explain", action="store_true",
+                   help="also write PLOT_gradients.png (gradient flow of the fit) and the model's decomposition "
+                        "(NHITS/NBEATS) or attention (PatchTST) next to --plot")
     c = sub.add_parser("cv", help="cross-validation over the last windows of each series")
     common(c, "cv.csv")
     c.add_argument("--n-windows", type=int, default=3)
