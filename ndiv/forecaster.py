@@ -127,7 +127,7 @@ class Forecaster:
         for c, model in need.items():
             if c not in cols:
                 raise ValueError(f"{who}: static_df lacks the static column {c!r} (stat_exog_list of {model}), needed "
-                                 f"for the series {[_q(u) for u in uids[:5]]}{' ...' if len(uids) > 5 else ''}; "
+                                 f"for the series {uids[:5].tolist()}{' ...' if len(uids) > 5 else ''}; "
                                  f"add it to static_df (it has {list(cols)})")
         if id_col in cols:
             have = set(cols[id_col].tolist())
