@@ -264,3 +264,16 @@ def test_string_static_column_says_how_to_encode_it():
     with pytest.raises(TypeError, match=r"static_df column 'kind' holds str values \(e.g. 'big'\).*"
                                         r"pandas.get_dummies\(static_df, columns=\['kind'\], dtype=float\)"):
         NeuralForecast([mlp()], freq=1).fit(series(), static_df={"unique_id": ["a", "b"], "kind": ["big", "small"]})
+
+
+# -- the CLI's dates ---------------------------------------------------------------------------------
+def test_cli_writes_one_iso_format_that_pandas_reads_back(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from ndiv.cli import write_csv
+    for ds in (np.array(["2000-01-01T00", "2000-01-01T06", "2000-01-01T12"], dtype="datetime64[ns]"),
+               np.array(["2000-01-01", "2000-02-01", "2000-03-01"], dtype="datetime64[ns]")):
+        write_csv(str(tmp_path / "out.csv"), {"unique_id": ["a"] * 3, "ds": ds, "y": [1.0, 2.0, 3.0]})
+        written = [line.split(",")[1] for line in (tmp_path / "out.csv").read_text().splitlines()[1:]]
+        assert len({len(d) for d in written}) == 1 and not any(d.endswith("000000") for d in written), written
+        back = pd.read_csv(tmp_path / "out.csv", parse_dates=["ds"])
+        np.testing.assert_array_equal(back["ds"].to_numpy().astype("datetime64[ns]"), ds)

@@ -57,8 +57,8 @@ def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
                                 f"first, e.g. df.with_columns(pl.col({c!r}).dt.replace_time_zone(None))")
             out[str(c)] = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
         return out
-    raise TypeError(f"{name} must be a pandas or polars DataFrame or a dict of 1-D arrays "
-                    f"(unique_id, ds, y, ...), got {type(df).__name__}")
+    raise TypeError(f"{name} must be a pandas DataFrame or a dict of 1-D arrays "
+                    f"(unique_id, ds, y, ...) or a polars DataFrame, got {type(df).__name__}")
 
 
 def _as_column(values) -> np.ndarray:

@@ -16,7 +16,7 @@ def test_missing_column(data):
 
 
 def test_not_a_table():
-    with pytest.raises(TypeError, match="must be a pandas or polars DataFrame or a dict of 1-D arrays"):
+    with pytest.raises(TypeError, match="must be a pandas DataFrame or a dict of 1-D arrays"):
         build([[1, 2, 3]])
 
 
