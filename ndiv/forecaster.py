@@ -133,7 +133,8 @@ class Forecaster:
             have = set(cols[id_col].tolist())
             lack = [u for u in uids.tolist() if u not in have]
             if lack:
-                raise ValueError(f"{who}: static_df has no row for the series {lack[:5]}{' ...' if len(lack) > 5 else ''} "
+                more = " ..." if len(lack) > 5 else ""
+                raise ValueError(f"{who}: static_df has no row for the series {lack[:5]}{more} "
                                  f"(static columns {[c for c in cols if c != id_col]}); add one row per series")
         for c, v in cols.items():
             if c != id_col and v.dtype.kind in "OUS" and not _all_numbers(v):
@@ -320,7 +321,8 @@ class Forecaster:
             cols = columns_of(df, "df")
             missing = [c for c in (raw.id_col, raw.time_col) if c not in cols]
             if missing:
-                raise ValueError(f"df lacks the column{'s' if len(missing) > 1 else ''} {missing} (it has {list(cols)})")
+                raise ValueError(f"df lacks the column{'s' if len(missing) > 1 else ''} {missing} "
+                                 f"(it has {list(cols)})")
             times = as_ds(cols[raw.time_col], raw.time_col)
             uids, codes = np.unique(cols[raw.id_col], return_inverse=True)
             order = np.lexsort((times, codes.reshape(-1)))
@@ -502,7 +504,8 @@ def _windows_and_test_size(n_windows, test_size, step_size: int, h: int) -> tupl
     (n_windows, test_size) with test_size = h + step_size * (n_windows - 1)."""
     if (n_windows is None) == (test_size is None):
         raise ValueError(f"cross_validation needs n_windows or test_size, not {'both' if n_windows else 'neither'} "
-                         f"(got n_windows={n_windows!r}, test_size={test_size!r}); to give test_size, pass n_windows=None")
+                         f"(got n_windows={n_windows!r}, test_size={test_size!r}); to give test_size, "
+                         "pass n_windows=None")
     if test_size is None:
         if not isinstance(n_windows, (int, np.integer)) or isinstance(n_windows, bool) or n_windows < 1:
             raise ValueError(f"n_windows must be an integer >= 1, got {n_windows!r}")

@@ -17,7 +17,8 @@ from ndiv.data.windows import (SeriesSampler, TrainWindowSampler, availability_f
                                normalize_windows, parse_windows)
 
 __all__ = [
-    "AVAILABLE_MASK", "TimeSeriesDataset", "columns_of", "frame_kind", "is_pandas", "is_polars", "make_frame", "make_future_dates",
+    "AVAILABLE_MASK", "TimeSeriesDataset", "columns_of", "frame_kind", "is_pandas", "is_polars", "make_frame",
+    "make_future_dates",
     "LOCAL_SCALER_TYPES", "LocalScaler", "apply_local_scalers", "fit_local_scalers", "SCALER_TYPES",
     "TemporalNorm", "inverse_scale", "scale", "SeriesSampler", "TrainWindowSampler",
     "availability_fractions", "create_windows", "normalize_windows", "parse_windows",
