@@ -236,9 +236,15 @@ class Forecaster:
             return self.h
         if not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1:
             raise ValueError(f"{who}: h must be a positive integer, got {h!r}")
-        if h > self.h:
-            raise ValueError(f"{who}(h={h}) is longer than the models' horizon h={self.h}: ndiv does not forecast "
-                             f"recursively beyond the trained horizon; build the models with h={h}")
+        if h > self.h:  # NeuralForecast's recursive forecast, and its conditions
+            if self.prediction_intervals is not None:
+                raise ValueError(f"{who}(h={h}) is longer than the models' horizon h={self.h}: a longer h is "
+                                 "forecast recursively, which prediction intervals do not support")
+            for m in self.models:
+                if m.hist_exog_list or m.MULTIVARIATE:
+                    raise ValueError(f"{who}(h={h}) is longer than the models' horizon h={self.h}: {m} "
+                                     f"{'has hist_exog_list' if m.hist_exog_list else 'is multivariate'}, so it "
+                                     f"cannot forecast recursively; build the models with h={h}")
         return int(h)
 
     def predict(self, df=None, static_df=None, futr_df=None, verbose: bool = False,
@@ -256,8 +262,12 @@ class Forecaster:
         gives all its trained outputs when they include the requested ones; any other request
         raises ValueError (a point loss, or a level that MQLoss was not trained with).
         Without level and quantiles every model gives its loss's outputs (`MLP`, `MLP-median`,
-        `MLP-lo-90`, ...). h: forecast only the first h steps (h <= the models' h; NeuralForecast
-        raises for a shorter h and forecasts a longer one recursively, which ndiv does not).
+        `MLP-lo-90`, ...). h: a shorter h gives the first h steps (NeuralForecast raises there); a
+        longer h is forecast recursively as NeuralForecast does: each horizon's median (else
+        point) forecast becomes the input of the next (futr_df must then cover h dates). When h
+        is not a multiple of the models' h, NeuralForecast 3.3 returns as its last steps
+        forecasts of earlier dates (h=18 from 12: as steps 13-18, the forecasts of 7-12 made
+        from steps 1-6); ndiv returns the forecasts of steps 13-18.
         verbose: say when the stored data is used. Returns unique_id, ds and those columns."""
         self._require_fit("predict")
         h = self._check_h(h, "predict")
@@ -279,16 +289,31 @@ class Forecaster:
         if futr and futr_df is None:
             raise ValueError(f"the models use future exogenous columns {futr}: pass futr_df with unique_id, ds "
                              f"and those columns for the {self.h} dates after each series' end")
-        full = ds.append_future(self.h, futr_df, futr)
-        if self._scalers and futr:
-            full = _rescale_future(full, ds, self._scalers, self.h)
-        uid, dates = ds.future_dates(self.h)
-        first = np.arange(len(uid)) % self.h < h                        # the first h of every series' h dates
+        n_steps = -(-h // self.h)                       # forecasts of the models' h, recursively if h is longer
+        uid, dates = ds.future_dates(n_steps * self.h)
+        first = np.arange(len(uid)) % (n_steps * self.h) < h              # the first h dates of every series
         out = {ds.id_col: uid[first], ds.time_col: dates[first]}
         for m in self.models:
-            y = m.predict_dataset(full, step_size=1, test_size=self.h, quantiles=qs)
+            y = np.concatenate(list(self._recursive(m, ds, n_steps, futr_df, futr, qs, names[m])), axis=1)
             self._add_columns(out, m, y[:, :h], ds, names[m], h)
         return make_frame(out, like)
+
+    def _recursive(self, model, ds, n_steps: int, futr_df, futr, qs, names):
+        """model's forecasts [n_series, self.h, n_out] for n_steps horizons after ds, each from
+        the data and the forecasts before it (NeuralForecast's recursive prediction: the median,
+        else the point forecast, is fed back as observed y)."""
+        point = names.index("-median") if "-median" in names else 0
+        for step in range(n_steps):
+            full = ds.append_future(self.h, futr_df, futr)
+            if self._scalers and futr:
+                full = _rescale_future(full, ds, self._scalers, self.h)
+            y = model.predict_dataset(full, step_size=1, test_size=self.h, quantiles=qs)   # [S, h, K]
+            yield y
+            if step + 1 < n_steps:
+                rows = (full.indptr[1:, None] - self.h + np.arange(self.h)).reshape(-1)
+                temporal = full.temporal.copy()
+                temporal[rows, 0], temporal[rows, -1] = y[:, :, point].reshape(-1), 1.0
+                ds = full.with_temporal(temporal)
 
     def make_future_dataframe(self, df=None, h: int | None = None):
         """The h dates after the end of each series (of df if given, else the fit data): the

@@ -68,10 +68,29 @@ def test_predict_shorter_h_is_the_first_steps():
     first6 = np.tile(np.arange(12) < 6, 2)
     for c in ("unique_id", "ds", "MLP"):
         np.testing.assert_array_equal(short[c], full[c][first6])
-    with pytest.raises(ValueError, match=r"predict\(h=13\) is longer than the models' horizon h=12"):
-        nf.predict(h=13)
     with pytest.raises(ValueError, match="h must be a positive integer"):
         nf.predict(h=0)
+
+
+def test_predict_longer_h_is_recursive_as_nf():
+    data = series(n=40)
+    nf = NeuralForecast([mlp(h=6, input_size=12)], freq=1).fit(data)
+    full, long = arrays(nf.predict()), arrays(nf.predict(h=12))
+    a = long["unique_id"] == "a"
+    np.testing.assert_array_equal(long["ds"][a], np.arange(40, 52))
+    np.testing.assert_array_equal(long["MLP"][a][:6], full["MLP"][full["unique_id"] == "a"])
+    # the second horizon is the forecast from the data with the first forecast appended as y
+    grown = {"unique_id": np.repeat(["a", "b"], 46), "ds": np.tile(np.arange(46), 2),
+             "y": np.concatenate([np.concatenate([data["y"][i * 40:(i + 1) * 40], full["MLP"][i * 6:(i + 1) * 6]])
+                                  for i in range(2)])}
+    nxt = arrays(nf.predict(df=grown))
+    np.testing.assert_allclose(long["MLP"][a][6:], nxt["MLP"][nxt["unique_id"] == "a"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(arrays(nf.predict(h=9))["MLP"][:9], long["MLP"][:9])
+    hist = NeuralForecast([mlp(h=6, input_size=12, hist_exog_list=["x"])], freq=1)
+    hist.fit({**data, "x": np.cos(data["ds"])})
+    with pytest.raises(ValueError, match=r"predict\(h=7\) is longer than the models' horizon h=6: MLP has "
+                                         "hist_exog_list, so it cannot forecast recursively"):
+        hist.predict(h=7)
 
 
 # -- cross_validation(test_size=, h=) -------------------------------------------------------------
@@ -156,6 +175,17 @@ def test_cross_validation_then_insample_and_future_frames_match_nf(nf_and_ndiv):
     futr = ref.make_future_dataframe().iloc[[0, 3, 5]]
     _same_frame(ref.get_missing_future(futr).reset_index(drop=True), ours.get_missing_future(futr),
                 ["unique_id", "ds"])
+
+
+def test_recursive_predict_equals_nf_with_nf_weights(nf_and_ndiv):
+    from .models.nf_reference import load_nf_weights
+    ref, _, df = nf_and_ndiv
+    ours = NeuralForecast([MLP(h=12, input_size=24, max_steps=1)], freq="ME").fit(df)
+    load_nf_weights(ref.models[0], ours.models[0])
+    for h in (12, 24):  # (NF's h=18 labels the forecasts of steps 7-12 of the second horizon as 13-18)
+        a, b = ref.predict(h=h), ours.predict(h=h)
+        _same_frame(a, b, ["unique_id", "ds"])
+        np.testing.assert_allclose(b["MLP"].to_numpy(), a["MLP"].to_numpy(), rtol=1e-4, atol=1e-3)
 
 
 # -- make_future_dataframe / get_missing_future without pandas ----------------------------------
