@@ -23,13 +23,15 @@ from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"
 
-_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster"),
+# NeuralForecast: the same class as Forecaster, under NeuralForecast's name (NF scripts run with
+# only their import line changed)
+_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster"), "NeuralForecast": ("ndiv.forecaster", "Forecaster"),
          "from_neuralforecast": ("ndiv._nf_folder", "from_neuralforecast")}
 _SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli"}
 
 
 def __getattr__(name):
-    """Submodules and Forecaster load on first use, so `import ndiv` stays light."""
+    """Submodules and Forecaster (NeuralForecast) load on first use, so `import ndiv` stays light."""
     import importlib
     if name in _LAZY:
         mod, attr = _LAZY[name]

@@ -414,7 +414,9 @@ def _read(cls, folder: _Folder):
     fc._categories = check_vocabulary(meta.get("categories") or {}, fc._cat_cards, c.fail)
     fc._raw_dataset = raw
     fc._dataset = apply_local_scalers(raw, scalers)  # as fit: the same float64 arithmetic, bit for bit
-    fc._static_df = None
+    # the static features given at fit, back as a table, so predict(df) finds them as before save
+    fc._static_df = None if raw.static is None else {
+        raw.id_col: raw.uids, **{c: raw.static[:, j] for j, c in enumerate(raw.static_cols)}}
     fc._fitted = True
     fc._like = "pandas" if _has_pandas() else None
     return fc

@@ -71,8 +71,10 @@ def write_csv(path: str, table: dict) -> None:
 
 def _fmt_col(a):
     a = np.asarray(a)
-    if a.dtype.kind == "M":
-        return [str(v)[:10] if str(v).endswith("T00:00:00.000000000") else str(v) for v in a]
+    if a.dtype.kind == "M":  # one ISO format for the whole column (pandas reads it back): dates, or date-times
+        ok = a[~np.isnat(a)]
+        unit = next(u for u in ("D", "s", "ms", "us", "ns") if np.all(ok == ok.astype(f"datetime64[{u}]")))
+        return np.datetime_as_string(a, unit=unit).tolist()
     if a.dtype.kind == "f":
         return [f"{v:.6g}" for v in a]
     return [str(v) for v in a]

@@ -9,7 +9,7 @@ with NeuralForecast's temporal (per window) and local (per series) scalers.
 pandas is optional: a dict of 1-D arrays works wherever a DataFrame does.
 """
 from ndiv.data.dataset import AVAILABLE_MASK, TimeSeriesDataset
-from ndiv.data.frame import columns_of, is_pandas, make_frame
+from ndiv.data.frame import columns_of, frame_kind, is_pandas, is_polars, make_frame
 from ndiv.data.freq import make_future_dates
 from ndiv.data.local_scalers import LOCAL_SCALER_TYPES, LocalScaler, apply_local_scalers, fit_local_scalers
 from ndiv.data.scalers import SCALER_TYPES, TemporalNorm, inverse_scale, scale
@@ -17,7 +17,8 @@ from ndiv.data.windows import (SeriesSampler, TrainWindowSampler, availability_f
                                normalize_windows, parse_windows)
 
 __all__ = [
-    "AVAILABLE_MASK", "TimeSeriesDataset", "columns_of", "is_pandas", "make_frame", "make_future_dates",
+    "AVAILABLE_MASK", "TimeSeriesDataset", "columns_of", "frame_kind", "is_pandas", "is_polars", "make_frame",
+    "make_future_dates",
     "LOCAL_SCALER_TYPES", "LocalScaler", "apply_local_scalers", "fit_local_scalers", "SCALER_TYPES",
     "TemporalNorm", "inverse_scale", "scale", "SeriesSampler", "TrainWindowSampler",
     "availability_fractions", "create_windows", "normalize_windows", "parse_windows",

@@ -1,9 +1,10 @@
 """Long-format tables without a hard pandas dependency.
 
-A table is a pandas DataFrame (or anything with `.columns` whose columns have `.to_numpy()`, such
-as a polars DataFrame) or a plain dict of equal-length 1-D arrays. `columns_of` turns either into
-a dict of NumPy arrays; `make_frame` turns a dict of arrays back into the kind of table the user
-gave (a pandas DataFrame when the input was one, else a dict).
+A table is a pandas or polars DataFrame (or anything with `.columns` whose columns have
+`.to_numpy()`) or a plain dict of equal-length 1-D arrays. `columns_of` turns any of them into a
+dict of NumPy arrays; `make_frame` turns a dict of arrays back into the kind of table the user
+gave: pandas in, pandas out; polars in, polars out; a dict otherwise. Neither library is imported
+unless the user's table is one of its frames.
 
     >>> cols = columns_of({"unique_id": ["a", "a"], "ds": [1, 2], "y": [1.0, 2.0]})
     >>> sorted(cols)
@@ -20,6 +21,10 @@ _NS = np.dtype("datetime64[ns]")
 
 def is_pandas(df) -> bool:
     return type(df).__module__.startswith("pandas") and hasattr(df, "columns")
+
+
+def is_polars(df) -> bool:
+    return type(df).__module__.startswith("polars") and hasattr(df, "columns")
 
 
 def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
@@ -47,10 +52,13 @@ def columns_of(df, name: str = "df") -> dict[str, np.ndarray]:
             if is_pandas(df) and getattr(col.dtype, "kind", None) == "M" and getattr(col.dtype, "tz", None):
                 raise TypeError(f"{name}: column {c!r} has time-zone-aware dates; convert them "
                                 f"first, e.g. df[{c!r}] = df[{c!r}].dt.tz_localize(None)")
+            if is_polars(df) and getattr(col.dtype, "time_zone", None):
+                raise TypeError(f"{name}: column {c!r} has time-zone-aware dates; convert them "
+                                f"first, e.g. df.with_columns(pl.col({c!r}).dt.replace_time_zone(None))")
             out[str(c)] = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
         return out
     raise TypeError(f"{name} must be a pandas DataFrame or a dict of 1-D arrays "
-                    f"(unique_id, ds, y, ...), got {type(df).__name__}")
+                    f"(unique_id, ds, y, ...) or a polars DataFrame, got {type(df).__name__}")
 
 
 def _as_column(values) -> np.ndarray:
@@ -142,8 +150,24 @@ def _is_number(v) -> bool:
 
 
 def make_frame(cols: dict, like=None):
-    """A pandas DataFrame when `like` is one (or pandas is asked for by like='pandas'), else the dict."""
-    if like is not None and (like == "pandas" if isinstance(like, str) else is_pandas(like)):
+    """A pandas DataFrame when `like` is one (or like='pandas'), a polars DataFrame when `like`
+    is one (or like='polars'), else the dict itself."""
+    kind = like if isinstance(like, str) else "pandas" if is_pandas(like) else "polars" if is_polars(like) else None
+    if kind == "pandas":
         import pandas as pd
         return pd.DataFrame(cols)
+    if kind == "polars":
+        import polars as pl
+        return pl.DataFrame({k: _for_polars(v) for k, v in cols.items()})
     return cols
+
+
+def frame_kind(df) -> str | None:
+    """'pandas', 'polars' or None (a dict): what make_frame should give back for `df`."""
+    return "pandas" if is_pandas(df) else "polars" if is_polars(df) else None
+
+
+def _for_polars(values) -> np.ndarray:
+    """polars takes a NumPy object column of str only as a list; other arrays as they are."""
+    values = np.asarray(values)
+    return values.tolist() if values.dtype.kind == "O" else values

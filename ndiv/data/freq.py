@@ -8,6 +8,11 @@ handled here with NumPy alone, so pandas stays optional; any other pandas string
 Old pandas aliases that pandas 3 no longer parses but NeuralForecast users still write
 ('M', 'H', 'T', 'S', 'Q', 'Y', 'A') keep their meaning: 'M' is month end, 'H' is hourly.
 
+polars' duration strings, a count then a unit ('1h', '30m', '1d', '1w', '1mo', '1q', '1y', and
+'1i' for integer ds), mean what they mean to polars and to NeuralForecast on a polars frame:
+'1mo' keeps the day of the month (clipped to the month's length) and keeps month ends on month
+ends, as utilsforecast does; '1w' is seven days, not a Sunday anchor; 'm' is minutes.
+
     >>> import numpy as np
     >>> make_future_dates(np.datetime64("1960-12-01"), "MS", 3)
     array(['1961-01-01T00:00:00.000000000', '1961-02-01T00:00:00.000000000',
@@ -39,6 +44,11 @@ _CALENDAR = {
 _PANDAS_ALIASES = {"M": "ME", "H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns",
                    "Q": "QE", "Y": "YE", "A": "YE", "AS": "YS"}
 _FREQ_RE = re.compile(r"^(\d*)([A-Za-z][A-Za-z\-]*)$")
+# polars durations (a count is required, so 'D' or 'h' alone stay pandas strings)
+_POLARS_RE = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w|mo|q|y|i)$")
+_POLARS_TICKS = {"ns": ("ns", 1), "us": ("us", 1), "ms": ("ms", 1), "s": ("s", 1), "m": ("m", 1),
+                 "h": ("h", 1), "d": ("D", 1), "w": ("D", 7)}
+_POLARS_MONTHS = {"mo": 1, "q": 3, "y": 12}
 _NS = np.dtype("datetime64[ns]")
 
 
@@ -46,8 +56,21 @@ def is_int_freq(freq) -> bool:
     return isinstance(freq, (int, np.integer)) and not isinstance(freq, bool)
 
 
+def normalize_freq(freq):
+    """polars' integer step '3i' -> 3; any other freq unchanged (polars' date strings are
+    understood wherever a pandas string is)."""
+    if isinstance(freq, str):
+        m = _POLARS_RE.match(freq.strip())
+        if m and m.group(2) == "i":
+            if int(m.group(1)) < 1:
+                raise ValueError(f"freq={freq!r}: an integer step must be positive, e.g. '1i'")
+            return int(m.group(1))
+    return freq
+
+
 def check_freq(freq, datetime_ds: bool):
     """Validate `freq` against the kind of `ds` (datetime -> str, integer -> int)."""
+    freq = normalize_freq(freq)
     if datetime_ds:
         if not isinstance(freq, str):
             raise TypeError(f"freq={freq!r}: datetime ds needs a pandas frequency string "
@@ -59,7 +82,19 @@ def check_freq(freq, datetime_ds: bool):
 
 
 def _parse(freq: str):
-    """-> ('tick', np.timedelta64) | ('calendar', months, anchor) | ('pandas', offset)."""
+    """-> ('tick', np.timedelta64) | ('calendar', months, anchor) | ('months', n) (polars'
+    'mo', 'q', 'y') | ('week',) | ('pandas', offset)."""
+    m = _POLARS_RE.match(freq.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        if n < 1:
+            raise ValueError(f"freq={freq!r}: the count must be positive, e.g. '1{unit}'")
+        if unit in _POLARS_TICKS:
+            u, k = _POLARS_TICKS[unit]
+            return ("tick", np.timedelta64(n * k, u).astype("timedelta64[ns]"))
+        if unit in _POLARS_MONTHS:
+            return ("months", n * _POLARS_MONTHS[unit])
+        raise TypeError(f"freq={freq!r} is polars' integer step: it needs integer ds, not dates")
     m = _FREQ_RE.match(freq.strip())
     if m:
         n = int(m.group(1)) if m.group(1) else 1
@@ -105,6 +140,7 @@ def offset_dates(last, freq, k):
     A date that is not on the offset (a mid-month date with 'MS') rolls forward as pandas does:
     its first step goes to the next date on the offset.
     """
+    freq = normalize_freq(freq)
     if is_int_freq(freq):
         return np.asarray(last) + np.asarray(k) * freq
     last = np.asarray(last).astype(_NS)
@@ -120,6 +156,14 @@ def offset_dates(last, freq, k):
         to_sunday = (6 - weekday) % 7
         to_sunday = np.where(to_sunday == 0, 7, to_sunday)
         return (days + to_sunday + 7 * (k - 1)).astype(_NS) + time_of_day
+    if kind[0] == "months":   # polars: same day of the month, clipped; month ends stay month ends
+        months = days.astype("datetime64[M]")
+        day = (days - months.astype("datetime64[D]")).astype(np.int64)     # 0-based day of month
+        on_end = days == (months + 1).astype("datetime64[D]") - 1
+        target = months + k * kind[1]
+        length = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
+        day = np.where(on_end, length - 1, np.minimum(day, length - 1))
+        return (target.astype("datetime64[D]") + day).astype(_NS) + time_of_day
     if kind[0] == "calendar":
         step, anchor = kind[1], kind[2]
         months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
