@@ -149,12 +149,15 @@ class Forecaster:
                 raise ValueError(f"{who}: static_df has no row for the series {lack[:5]}{more} "
                                  f"(static columns {[c for c in cols if c != id_col]}); add one row per series")
         for c, v in cols.items():
+            if c in self._cat_cards:
+                continue  # a categorical column (cat_exog_list): coded, then embedded by the models
             if c != id_col and v.dtype.kind in "OUS" and not _all_numbers(v):
                 first = next(x for x in v.tolist() if not isinstance(x, (int, float, np.number)))
                 raise TypeError(
                     f"{who}: static_df column {c!r} holds {type(first).__name__} values (e.g. {first!r}); the models "
                     f"take numbers: encode it, e.g. one 0/1 column per category with "
-                    f"pandas.get_dummies(static_df, columns=[{c!r}], dtype=float), or drop it")
+                    f"pandas.get_dummies(static_df, columns=[{c!r}], dtype=float), or list it in the models' "
+                    f"cat_exog_list (and categorical_cardinalities) to embed it, or drop it")
 
     def _check_lengths(self, ds: TimeSeriesDataset, val_size: int, test_size: int):
         for m in self.models:
