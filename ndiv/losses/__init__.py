@@ -10,21 +10,24 @@ Each loss exposes what the model base needs: `outputsize_multiplier`, `output_na
 """
 from ndiv.losses.distribution_loss import DistributionLoss
 from ndiv.losses.distributions import NegativeBinomial, Normal, Poisson, StudentT
-from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, MQLoss, QuantileLoss,
+from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, HuberMQLoss, HuberQLoss,
+                               MQLoss, QuantileLoss, TukeyLoss,
                                check_quantiles, level_to_outputs, level_to_quantiles, quantile_column,
                                quantiles_to_level, quantiles_to_outputs, weighted_mean)
 
 from ndiv.config import record_init_args
 
-for _cls in (BasePointLoss, MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss, DistributionLoss):
+_ALL = (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, TukeyLoss, QuantileLoss, HuberQLoss, MQLoss, HuberMQLoss,
+        DistributionLoss)
+for _cls in (BasePointLoss,) + _ALL:
     record_init_args(_cls)  # Forecaster.save writes each loss as its class name and arguments
 
 # The losses a saved Forecaster may name: Forecaster.load looks a name up here and nowhere else.
-LOSSES = {cls.__name__: cls for cls in (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, QuantileLoss, MQLoss,
-                                        DistributionLoss)}
+LOSSES = {cls.__name__: cls for cls in _ALL}
 
 __all__ = ["LOSSES",
-           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "QuantileLoss", "MQLoss", "DistributionLoss",
+           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss", "MQLoss",
+           "HuberMQLoss", "DistributionLoss",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
            "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",
            "weighted_mean"]

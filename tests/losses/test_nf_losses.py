@@ -1,0 +1,131 @@
+"""NeuralForecast 3.3's other losses on ndiv: each loss's value and gradient (w.r.t. the network
+output) equal NF's torch loss on random float64 inputs, and a 5-step fit of a tiny MLP through
+ndiv.Forecaster with each loss gives a finite loss and NF's output columns."""
+import numpy as np
+import pytest
+
+import ndiv
+from ndiv.losses import HuberLoss, HuberMQLoss, HuberQLoss, QuantileLoss, TukeyLoss
+from ndiv.models import MLP
+
+B, H, N = 4, 3, 2
+HW = np.array([1.0, 0.5, 2.0])
+
+
+def point_inputs(seed, Q=None):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(B, H, N)) * 2 + 1
+    y_hat = rng.normal(size=(B, H, N) if Q is None else (B, H, N, Q)) * 2 + 1
+    mask = (rng.random((B, H, N)) > 0.25).astype(np.float64)
+    insample = rng.normal(size=(B, 8, N)) + 1
+    return y, y_hat, mask, insample
+
+
+def torch_grad(torch, fn, x):
+    """fn(torch leaf of x) -> (value, d value / d x) in float64."""
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    v = fn(t)
+    v.backward()
+    return v.item(), t.grad.numpy()
+
+
+def ndiv_grad(fn, x):
+    t = ndiv.tensor(x, dtype="float64", requires_grad=True)
+    v = fn(t)
+    v.backward()
+    return v.item(), t.grad
+
+
+def assert_parity(torch, ours, theirs, x, rtol=1e-6):
+    ref, ref_grad = torch_grad(torch, theirs, x)
+    got, got_grad = ndiv_grad(ours, x)
+    assert np.isfinite(ref) and got == pytest.approx(ref, rel=rtol, abs=1e-12)
+    np.testing.assert_allclose(got_grad, ref_grad, rtol=rtol, atol=1e-12)
+
+
+# name -> (ndiv loss, NF loss) builders, each given horizon_weight (None or HW) -- NF's names and arguments
+POINT = {
+    "HuberLoss": lambda nf, hw: (HuberLoss(delta=0.7, horizon_weight=hw), nf.HuberLoss(delta=0.7, horizon_weight=hw)),
+    "TukeyLoss": lambda nf, hw: (TukeyLoss(c=2.5), nf.TukeyLoss(c=2.5)),
+    "TukeyLossRaw": lambda nf, hw: (TukeyLoss(c=2.5, normalize=False), nf.TukeyLoss(c=2.5, normalize=False)),
+    "QuantileLoss": lambda nf, hw: (QuantileLoss(q=0.3, horizon_weight=hw), nf.QuantileLoss(q=0.3, horizon_weight=hw)),
+    "HuberQLoss": lambda nf, hw: (HuberQLoss(q=0.3, delta=0.7, horizon_weight=hw),
+                                  nf.HuberQLoss(q=0.3, delta=0.7, horizon_weight=hw)),
+    "HuberMQLoss": lambda nf, hw: (HuberMQLoss(level=[80, 90], delta=0.7, horizon_weight=hw),
+                                   nf.HuberMQLoss(level=[80, 90], delta=0.7, horizon_weight=hw)),
+    "HuberMQLossQ": lambda nf, hw: (HuberMQLoss(quantiles=[0.1, 0.5, 0.9], horizon_weight=hw),
+                                    nf.HuberMQLoss(quantiles=[0.1, 0.5, 0.9], horizon_weight=hw)),
+}
+
+
+@pytest.mark.parametrize("name", list(POINT))
+@pytest.mark.parametrize("weighted", [False, True], ids=["mask", "mask+horizon_weight"])
+def test_point_loss_value_and_gradient_match_neuralforecast(name, weighted):
+    torch = pytest.importorskip("torch")
+    nf = pytest.importorskip("neuralforecast.losses.pytorch")
+    ours, theirs = POINT[name](nf, HW if weighted else None)
+    assert ours.output_names == list(theirs.output_names)
+    assert ours.outputsize_multiplier == theirs.outputsize_multiplier
+    y, y_hat, mask, ins = point_inputs(hash(name) % 1000, Q=ours.outputsize_multiplier if "MQ" in name else None)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)
+    for m in (mask, None):
+        assert_parity(torch, lambda f: ours(y=y, y_hat=f, mask=m, y_insample=ins),
+                      lambda f: theirs(y=t(y), y_hat=f, mask=None if m is None else t(m), y_insample=t(ins)), y_hat)
+    if "MQ" in name:   # domain_map: [B, h, N * Q] -> [B, h, N, Q] as NF
+        flat = y_hat.reshape(B, H, -1)
+        np.testing.assert_array_equal(ours.domain_map(ndiv.tensor(flat)).numpy(), theirs.domain_map(t(flat)).numpy())
+
+
+def test_tukey_as_neuralforecast_computes_it():
+    """NF's formula: c^2/6 (1 - (d/c)^2)^3 for inliers (so c^2/6 at d = 0, falling to 0 at d = c),
+    c^2/6 beyond c whatever the mask; masked inliers count 0; the mean runs over every entry."""
+    y = np.zeros((1, 3, 1))
+    f = ndiv.tensor(np.array([[[0.0], [1.0], [10.0]]]))
+    loss = TukeyLoss(c=2.0, normalize=False)
+    k = 4 / 6
+    assert loss(y=y, y_hat=f).item() == pytest.approx((1 + 0.75 ** 3 + 1) / 3 * k)
+    assert loss(y=y, y_hat=f, mask=np.zeros((1, 3, 1))).item() == pytest.approx(1 / 3 * k)
+
+
+def test_point_loss_errors():
+    with pytest.raises(ValueError, match="HuberQLoss: q must be between 0 and 1, got 1.5"):
+        HuberQLoss(q=1.5)
+    with pytest.raises(ValueError, match="HuberMQLoss: delta must be > 0, got 0"):
+        HuberMQLoss(delta=0)
+    with pytest.raises(ValueError, match="TukeyLoss: c must be > 0"):
+        TukeyLoss(c=-1)
+    with pytest.raises(ValueError, match=r"HuberMQLoss: y has shape \(1, 2, 1\)"):
+        HuberMQLoss()(y=np.zeros((1, 2, 1)), y_hat=ndiv.zeros(1, 3, 1, 5))
+
+
+# ----------------------------------------------------------------------------- fitting through Forecaster
+def two_series(n=40):
+    t = np.arange(n)
+    y = np.concatenate([10 + 3 * np.sin(t / 2), 5 + t * 0.1])
+    return {"unique_id": np.repeat(["a", "b"], n), "ds": np.tile(t, 2), "y": y}
+
+
+FIT = {
+    "HuberLoss": (lambda: HuberLoss(), ["MLP"]),
+    "TukeyLoss": (lambda: TukeyLoss(), ["MLP"]),
+    "QuantileLoss": (lambda: QuantileLoss(q=0.3), ["MLP_ql0.3"]),
+    "HuberQLoss": (lambda: HuberQLoss(q=0.3), ["MLP_q0.3_d1.0"]),
+    "HuberMQLoss": (lambda: HuberMQLoss(level=[80]), ["MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+}
+
+
+def fit_predict(loss, valid_loss=None, **predict_kw):
+    model = MLP(h=4, input_size=8, hidden_size=16, num_layers=1, max_steps=5, loss=loss, valid_loss=valid_loss,
+                enable_progress_bar=False, scaler_type="standard")
+    fc = ndiv.Forecaster([model], freq=1).fit(two_series())
+    assert all(np.isfinite(v) for _, v in model.train_trajectories)
+    return fc.predict(**predict_kw)
+
+
+@pytest.mark.parametrize("name", list(FIT))
+def test_fit_with_each_loss(name):
+    make, columns = FIT[name]
+    out = fit_predict(make())
+    cols = [c for c in out if c not in ("unique_id", "ds")]
+    assert cols == columns
+    assert all(np.isfinite(np.asarray(out[c], dtype=float)).all() for c in cols)
