@@ -9,7 +9,8 @@ Each loss exposes what the model base needs: `outputsize_multiplier`, `output_na
 `get_distribution` (see ndiv/losses/distribution_loss.py for the training/prediction flow).
 """
 from ndiv.losses.distribution_loss import DistributionLoss
-from ndiv.losses.distributions import NegativeBinomial, Normal, Poisson, StudentT
+from ndiv.losses.distributions import Bernoulli, NegativeBinomial, Normal, Poisson, StudentT, Tweedie
+from ndiv.losses.mixtures import GMM, NBMM, PMM
 from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, HuberMQLoss, HuberQLoss,
                                MQLoss, QuantileLoss, TukeyLoss,
                                check_quantiles, level_to_outputs, level_to_quantiles, quantile_column,
@@ -18,7 +19,7 @@ from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss,
 from ndiv.config import record_init_args
 
 _ALL = (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, TukeyLoss, QuantileLoss, HuberQLoss, MQLoss, HuberMQLoss,
-        DistributionLoss)
+        DistributionLoss, GMM, PMM, NBMM)
 for _cls in (BasePointLoss,) + _ALL:
     record_init_args(_cls)  # Forecaster.save writes each loss as its class name and arguments
 
@@ -27,7 +28,8 @@ LOSSES = {cls.__name__: cls for cls in _ALL}
 
 __all__ = ["LOSSES",
            "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss", "MQLoss",
-           "HuberMQLoss", "DistributionLoss",
-           "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "level_to_outputs",
+           "HuberMQLoss", "DistributionLoss", "GMM", "PMM", "NBMM",
+           "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "Bernoulli", "Tweedie",
+           "level_to_outputs",
            "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",
            "weighted_mean"]

@@ -33,7 +33,8 @@ class DistributionLoss:
     """Negative log-likelihood of a parametric distribution, and its prediction intervals.
 
     Args:
-        distribution: 'Normal', 'StudentT', 'Poisson' or 'NegativeBinomial'.
+        distribution: 'Normal', 'StudentT', 'Poisson', 'NegativeBinomial', 'Bernoulli' (y in {0, 1})
+            or 'Tweedie' (give rho, its variance power in (1, 2): DistributionLoss('Tweedie', rho=1.5)).
         level: interval levels for the output columns, e.g. [80, 90].
         quantiles: alternatively, quantiles (sorted; overrides level).
         num_samples: samples drawn per forecast to estimate its mean and quantiles.
@@ -48,6 +49,16 @@ class DistributionLoss:
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"DistributionLoss: distribution={distribution!r} is not available; use one of "
                              f"{list(DISTRIBUTIONS)}")
+        self.rho = None
+        if distribution == "Tweedie":
+            if "rho" not in distribution_kwargs:
+                raise ValueError("DistributionLoss('Tweedie') needs rho, its variance power between 1 and 2, "
+                                 "e.g. DistributionLoss('Tweedie', rho=1.5)")
+            self.rho = float(distribution_kwargs.pop("rho"))
+            if not 1 < self.rho < 2:
+                raise ValueError(f"DistributionLoss('Tweedie'): rho={self.rho} must be between 1 and 2 (exclusive)")
+            if return_params:
+                raise ValueError("DistributionLoss('Tweedie') does not support return_params=True (as NeuralForecast)")
         if distribution_kwargs:
             raise ValueError(f"DistributionLoss: unexpected arguments {sorted(distribution_kwargs)} for {distribution}")
         qs, names = level_to_outputs(list(level))
@@ -69,7 +80,10 @@ class DistributionLoss:
         return f"DistributionLoss({self.distribution!r})"
 
     def domain_map(self, y_hat: Tensor):
-        """[B, h, n_params * N] -> tuple of n_params Tensors [B, h, N] (consecutive blocks of N)."""
+        """[B, h, n_params * N] -> tuple of n_params Tensors [B, h, N] (consecutive blocks of N);
+        Tweedie: (y_hat, rho)."""
+        if self.distribution == "Tweedie":
+            return (y_hat, self.rho)
         k = self.outputsize_multiplier
         if y_hat.shape[2] % k:
             raise ValueError(f"DistributionLoss({self.distribution!r}): the model output has {y_hat.shape[2]} "

@@ -373,7 +373,8 @@ class BaseModel(nn.Module):
                 _, mean, quants = self.loss.sample(distr_args=distr_args, rng=rng, quantiles=quantiles)
                 parts = [to_device(mean, "cpu"), to_device(quants, "cpu")]                 # [B, h, N, 1], [.., Q]
                 if self.loss.return_params:  # NF: torch.stack(distr_args, dim=-1) -> [B, h, N, P]
-                    parts.append(np.stack([to_device(a.data, "cpu") for a in distr_args], axis=-1))
+                    params = np.stack([to_device(a.data, "cpu") for a in distr_args], axis=-1)
+                    parts.append(params.reshape(params.shape[:3] + (-1,)))   # mixtures: [.., K, P] -> K * P
                 y_hat = np.concatenate([p.astype(np.float32, copy=False) for p in parts], axis=-1)
             else:
                 y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()

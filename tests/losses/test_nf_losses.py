@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import ndiv
-from ndiv.losses import HuberLoss, HuberMQLoss, HuberQLoss, QuantileLoss, TukeyLoss
+from ndiv.losses import (GMM, NBMM, PMM, DistributionLoss, HuberLoss, HuberMQLoss, HuberQLoss, QuantileLoss,
+                         TukeyLoss)
 from ndiv.models import MLP
 
 B, H, N = 4, 3, 2
@@ -98,6 +99,96 @@ def test_point_loss_errors():
         HuberMQLoss()(y=np.zeros((1, 2, 1)), y_hat=ndiv.zeros(1, 3, 1, 5))
 
 
+# ----------------------------------------------------------------------------- distribution and mixture losses
+# name -> (kwargs for both, the target's kind)
+DIST = {
+    "Bernoulli": (lambda m: m.DistributionLoss("Bernoulli", level=[80]), "binary"),
+    "Tweedie": (lambda m: m.DistributionLoss("Tweedie", rho=1.3, level=[80]), "counts"),
+    "GMM": (lambda m: m.GMM(n_components=3, level=[80]), "real"),
+    "GMMweighted": (lambda m: m.GMM(n_components=3, weighted=True, return_params=True), "real"),
+    "GMMcorrelated": (lambda m: m.GMM(n_components=2, batch_correlation=True, horizon_correlation=True), "real"),
+    "PMM": (lambda m: m.PMM(n_components=3, quantiles=[0.9, 0.1, 0.5]), "counts"),
+    "PMMweighted": (lambda m: m.PMM(n_components=2, weighted=True, horizon_correlation=True), "counts"),
+    "NBMM": (lambda m: m.NBMM(n_components=2), "counts"),
+    "NBMMweighted": (lambda m: m.NBMM(n_components=3, weighted=True, return_params=True), "counts"),
+}
+
+
+def dist_inputs(seed, multiplier, kind):
+    """Raw network output [B, h, N * multiplier], loc/scale [B, 1, N] (loc > 0: Tweedie takes its
+    log, NBMM multiplies by it), a target of the kind and a mask."""
+    rng = np.random.default_rng(seed)
+    out = rng.normal(size=(B, H, N * multiplier)) * 0.7
+    loc, scale = rng.random((B, 1, N)) * 3 + 1, rng.random((B, 1, N)) + 0.5
+    y = {"binary": lambda: (rng.random((B, H, N)) < 0.4).astype(np.float64),
+         "counts": lambda: rng.poisson(3.0, size=(B, H, N)).astype(np.float64),
+         "real": lambda: rng.normal(size=(B, H, N)) * 2 + 2}[kind]()
+    mask = (rng.random((B, H, N)) > 0.25).astype(np.float64)
+    return out, loc, scale, y, mask
+
+
+@pytest.mark.parametrize("name", list(DIST))
+@pytest.mark.parametrize("anchored", [False, True], ids=["raw", "loc-scale"])
+def test_distribution_loss_value_and_gradient_match_neuralforecast(name, anchored):
+    torch = pytest.importorskip("torch")
+    nf = pytest.importorskip("neuralforecast.losses.pytorch")
+    make, kind = DIST[name]
+    ours, theirs = make(ndiv.losses), make(nf)
+    assert ours.output_names == list(theirs.output_names) and ours.param_names == list(theirs.param_names)
+    assert ours.outputsize_multiplier == theirs.outputsize_multiplier
+    np.testing.assert_allclose(ours.quantiles, theirs.quantiles.detach().numpy(), rtol=1e-6)
+    out, loc, scale, y, mask = dist_inputs(hash(name) % 1000, ours.outputsize_multiplier, kind)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)
+    ls = (loc, scale) if anchored else (None, None)
+    ls_t = (t(loc), t(scale)) if anchored else (None, None)
+    for m in (mask, None):
+        assert_parity(
+            torch, lambda o: ours(y=y, distr_args=ours.scale_decouple(ours.domain_map(o), loc=ls[0], scale=ls[1]),
+                                  mask=m),
+            lambda o: theirs(y=t(y), distr_args=theirs.scale_decouple(theirs.domain_map(o), loc=ls_t[0],
+                                                                        scale=ls_t[1]),
+                             mask=None if m is None else t(m)), out)
+    # the distribution's mean, as NF's
+    args = ours.scale_decouple(ours.domain_map(ndiv.tensor(out)), loc=ls[0], scale=ls[1])
+    args_t = theirs.scale_decouple(theirs.domain_map(t(out)), loc=ls_t[0], scale=ls_t[1])
+    np.testing.assert_allclose(ours.get_distribution(args).mean.numpy(),
+                               theirs.get_distribution(args_t).mean.detach().numpy(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(DIST))
+def test_distribution_sampling_is_seeded_and_matches_the_mean(name):
+    make, kind = DIST[name]
+    loss = make(ndiv.losses)
+    out, loc, scale, y, mask = dist_inputs(7, loss.outputsize_multiplier, kind)
+    args = loss.scale_decouple(loss.domain_map(ndiv.tensor(out)), loc=loc, scale=scale)
+    samples, mean, quants = loss.sample(args, num_samples=4000, rng=np.random.default_rng(0))
+    assert samples.shape == (B, H, N, 4000) and mean.shape == (B, H, N, 1)
+    assert quants.shape == (B, H, N, len(loss.quantiles))
+    again = loss.sample(args, num_samples=4000, rng=np.random.default_rng(0))[0]
+    np.testing.assert_array_equal(samples, again)
+    exact = loss.get_distribution(args).mean.numpy()
+    spread = samples.std(axis=-1)
+    assert np.all(np.abs(mean[..., 0] - exact) <= 0.1 * spread + 1e-3 + 0.02 * np.abs(exact)), name
+    if kind in ("binary", "counts"):
+        assert samples.min() >= 0
+
+
+def test_distribution_loss_errors():
+    with pytest.raises(ValueError, match=r"DistributionLoss\('Tweedie'\) needs rho"):
+        DistributionLoss("Tweedie")
+    with pytest.raises(ValueError, match="rho=2.5 must be between 1 and 2"):
+        DistributionLoss("Tweedie", rho=2.5)
+    with pytest.raises(ValueError, match="does not support return_params=True"):
+        DistributionLoss("Tweedie", rho=1.5, return_params=True)
+    loss = DistributionLoss("Bernoulli")
+    with pytest.raises(ValueError, match=r"y must be 0 or 1, got \[0.5\]"):
+        loss(y=np.array([[[0.5]]]), distr_args=loss.scale_decouple(loss.domain_map(ndiv.zeros(1, 1, 1))))
+    with pytest.raises(ValueError, match="GMM: n_components must be a positive integer, got 0"):
+        GMM(n_components=0)
+    with pytest.raises(ValueError, match=r"PMM\(n_components=3\): the model output has 4 channels"):
+        PMM(n_components=3).domain_map(ndiv.zeros(1, 2, 4))
+
+
 # ----------------------------------------------------------------------------- fitting through Forecaster
 def two_series(n=40):
     t = np.arange(n)
@@ -111,13 +202,21 @@ FIT = {
     "QuantileLoss": (lambda: QuantileLoss(q=0.3), ["MLP_ql0.3"]),
     "HuberQLoss": (lambda: HuberQLoss(q=0.3), ["MLP_q0.3_d1.0"]),
     "HuberMQLoss": (lambda: HuberMQLoss(level=[80]), ["MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+    "Bernoulli": (lambda: DistributionLoss("Bernoulli", level=[80]), ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+    "Tweedie": (lambda: DistributionLoss("Tweedie", rho=1.5, level=[80]),
+                ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+    "GMM": (lambda: GMM(n_components=2, level=[80], return_params=True),
+            ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80", "MLP-mu-1", "MLP-std-1", "MLP-mu-2", "MLP-std-2"]),
+    "PMM": (lambda: PMM(n_components=2, level=[80], weighted=True),
+            ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+    "NBMM": (lambda: NBMM(n_components=2, quantiles=[0.2, 0.8]), ["MLP", "MLP-lo-60.0", "MLP-hi-60.0"]),
 }
 
 
-def fit_predict(loss, valid_loss=None, **predict_kw):
+def fit_predict(loss, valid_loss=None, data=None, **predict_kw):
     model = MLP(h=4, input_size=8, hidden_size=16, num_layers=1, max_steps=5, loss=loss, valid_loss=valid_loss,
                 enable_progress_bar=False, scaler_type="standard")
-    fc = ndiv.Forecaster([model], freq=1).fit(two_series())
+    fc = ndiv.Forecaster([model], freq=1).fit(two_series() if data is None else data)
     assert all(np.isfinite(v) for _, v in model.train_trajectories)
     return fc.predict(**predict_kw)
 
@@ -125,7 +224,10 @@ def fit_predict(loss, valid_loss=None, **predict_kw):
 @pytest.mark.parametrize("name", list(FIT))
 def test_fit_with_each_loss(name):
     make, columns = FIT[name]
-    out = fit_predict(make())
+    data = two_series()
+    if name == "Bernoulli":
+        data["y"] = (data["y"] > np.median(data["y"])).astype(float)
+    out = fit_predict(make(), data=data)
     cols = [c for c in out if c not in ("unique_id", "ds")]
     assert cols == columns
     assert all(np.isfinite(np.asarray(out[c], dtype=float)).all() for c in cols)
