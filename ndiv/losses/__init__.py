@@ -10,6 +10,7 @@ Each loss exposes what the model base needs: `outputsize_multiplier`, `output_na
 """
 from ndiv.losses.distribution_loss import DistributionLoss
 from ndiv.losses.distributions import Bernoulli, NegativeBinomial, Normal, Poisson, StudentT, Tweedie
+from ndiv.losses.implicit import HuberIQLoss, IQLoss
 from ndiv.losses.mixtures import GMM, NBMM, PMM
 from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss, HuberLoss, HuberMQLoss, HuberQLoss,
                                MQLoss, QuantileLoss, TukeyLoss,
@@ -18,8 +19,8 @@ from ndiv.losses.point import (MAE, MAPE, MASE, MSE, RMSE, SMAPE, BasePointLoss,
 
 from ndiv.config import record_init_args
 
-_ALL = (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, TukeyLoss, QuantileLoss, HuberQLoss, MQLoss, HuberMQLoss,
-        DistributionLoss, GMM, PMM, NBMM)
+_ALL = (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, TukeyLoss, QuantileLoss, HuberQLoss, IQLoss, HuberIQLoss, MQLoss,
+        HuberMQLoss, DistributionLoss, GMM, PMM, NBMM)
 for _cls in (BasePointLoss,) + _ALL:
     record_init_args(_cls)  # Forecaster.save writes each loss as its class name and arguments
 
@@ -28,7 +29,7 @@ LOSSES = {cls.__name__: cls for cls in _ALL}
 
 __all__ = ["LOSSES",
            "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss", "MQLoss",
-           "HuberMQLoss", "DistributionLoss", "GMM", "PMM", "NBMM",
+           "HuberMQLoss", "IQLoss", "HuberIQLoss", "DistributionLoss", "GMM", "PMM", "NBMM",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "Bernoulli", "Tweedie",
            "level_to_outputs",
            "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",

@@ -367,8 +367,12 @@ class BaseModel(nn.Module):
         outs = []
         for batch in self._windows(dataset, "predict", step_size=step_size, test_size=test_size):
             y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
-            output = self.loss.domain_map(self(self._tensors(batch)))
-            if self.loss.is_distribution_output:
+            net_out = self(self._tensors(batch))
+            output = self.loss.domain_map(net_out)
+            if quantiles is not None and getattr(self.loss, "implicit_quantiles", False):   # IQLoss
+                y_hat = self.loss.predict_quantiles(
+                    net_out, quantiles, lambda o: _inverse(self.scaler, o, y_loc, y_scale).numpy())
+            elif self.loss.is_distribution_output:
                 distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
                 _, mean, quants = self.loss.sample(distr_args=distr_args, rng=rng, quantiles=quantiles)
                 parts = [to_device(mean, "cpu"), to_device(quants, "cpu")]                 # [B, h, N, 1], [.., Q]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import ndiv
-from ndiv.losses import (GMM, NBMM, PMM, DistributionLoss, HuberLoss, HuberMQLoss, HuberQLoss, QuantileLoss,
-                         TukeyLoss)
+from ndiv.losses import (GMM, NBMM, PMM, DistributionLoss, HuberIQLoss, HuberLoss, HuberMQLoss, HuberQLoss, IQLoss,
+                         QuantileLoss, TukeyLoss)
 from ndiv.models import MLP
 
 B, H, N = 4, 3, 2
@@ -189,6 +189,60 @@ def test_distribution_loss_errors():
         PMM(n_components=3).domain_map(ndiv.zeros(1, 2, 4))
 
 
+# ----------------------------------------------------------------------------- implicit quantile losses
+IMPLICIT = {
+    "IQLoss": lambda m, hw: m.IQLoss(cos_embedding_dim=8, horizon_weight=hw),
+    "HuberIQLoss": lambda m, hw: m.HuberIQLoss(cos_embedding_dim=8, delta=0.5, horizon_weight=hw),
+}
+
+
+@pytest.mark.parametrize("name", list(IMPLICIT))
+@pytest.mark.parametrize("weighted", [False, True], ids=["mask", "mask+horizon_weight"])
+def test_implicit_loss_value_and_gradients_match_neuralforecast(name, weighted):
+    """Same layer weights and the same drawn quantiles: the same loss, the same gradient in the
+    network output and in every layer weight."""
+    torch = pytest.importorskip("torch")
+    nf = pytest.importorskip("neuralforecast.losses.pytorch")
+    theirs = IMPLICIT[name](nf, None if not weighted else torch.tensor(HW)).double()
+    ours = IMPLICIT[name](ndiv.losses, HW if weighted else None)
+    assert ours.output_names == list(theirs.output_names)
+    state = {k: v.detach().numpy().copy() for k, v in theirs.named_parameters()}
+    assert sorted(state) == sorted(n for n, _ in ours.named_parameters())
+    for n, p in ours.named_parameters():
+        p.data = state[n]
+    y, y_hat, mask, _ = point_inputs(3)
+    tau = np.random.default_rng(4).random((B, H, N, 1))
+    ours._sample_quantiles = lambda shape: tau
+    theirs._sample_quantiles = lambda sample_size, device: (setattr(theirs, "q", torch.tensor(tau[..., 0])),
+                                                            torch.tensor(tau))[1]
+    t = lambda a: torch.tensor(a, dtype=torch.float64)
+    assert_parity(torch, lambda f: ours(y=y, y_hat=ours.domain_map(f), mask=mask),
+                  lambda f: theirs(y=t(y), y_hat=theirs.domain_map(f), mask=t(mask)), y_hat)
+    theirs.zero_grad()
+    for p in ours.parameters():
+        p.grad = None
+    torch_grad(torch, lambda f: theirs(y=t(y), y_hat=theirs.domain_map(f), mask=t(mask)), y_hat)
+    ndiv_grad(lambda f: ours(y=y, y_hat=ours.domain_map(f), mask=mask), y_hat)
+    for n, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, dict(theirs.named_parameters())[n].grad.numpy(), rtol=1e-6, atol=1e-12)
+    # eval mode: the fixed quantile, NF's update_quantile
+    ours.eval()
+    ours.update_quantile([0.8])
+    theirs.update_quantile([0.8])
+    assert ours.output_names == ["_ql0.8"] == theirs.output_names
+    np.testing.assert_allclose(ours.domain_map(ndiv.tensor(y_hat)).numpy(),
+                               theirs.domain_map(t(y_hat)).detach().numpy(), rtol=1e-10)
+
+
+def test_implicit_quantiles_are_drawn_from_beta():
+    ndiv.manual_seed(0)
+    loss = IQLoss(cos_embedding_dim=4, concentration0=1.0, concentration1=4.0)  # Beta(4, 1): mean 0.8
+    loss.domain_map(ndiv.zeros(50, 4, 5))
+    assert loss.q.shape == (50, 4, 5) and 0.77 < loss.q.mean() < 0.83 and 0 < loss.q.min()
+    with pytest.raises(ValueError, match="IQLoss: cos_embedding_dim must be a positive number, got 0"):
+        IQLoss(cos_embedding_dim=0)
+
+
 # ----------------------------------------------------------------------------- fitting through Forecaster
 def two_series(n=40):
     t = np.arange(n)
@@ -210,6 +264,8 @@ FIT = {
     "PMM": (lambda: PMM(n_components=2, level=[80], weighted=True),
             ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
     "NBMM": (lambda: NBMM(n_components=2, quantiles=[0.2, 0.8]), ["MLP", "MLP-lo-60.0", "MLP-hi-60.0"]),
+    "IQLoss": (lambda: IQLoss(cos_embedding_dim=8), ["MLP_ql0.5"]),
+    "HuberIQLoss": (lambda: HuberIQLoss(cos_embedding_dim=8), ["MLP_ql0.5"]),
 }
 
 
@@ -231,3 +287,32 @@ def test_fit_with_each_loss(name):
     cols = [c for c in out if c not in ("unique_id", "ds")]
     assert cols == columns
     assert all(np.isfinite(np.asarray(out[c], dtype=float)).all() for c in cols)
+
+
+def test_predict_level_with_implicit_and_mixture_losses():
+    """predict(level=) as NF: IQLoss gives the requested quantiles of its 0.01..0.99 grid (no crossing),
+    a mixture samples any level."""
+    iq = fit_predict(IQLoss(cos_embedding_dim=8), level=[80])
+    assert [c for c in iq if c not in ("unique_id", "ds")] == ["MLP-lo-80", "MLP-hi-80"]
+    assert np.all(np.asarray(iq["MLP-lo-80"]) <= np.asarray(iq["MLP-hi-80"]))
+    gmm = fit_predict(GMM(n_components=2), quantiles=[0.3, 0.7])
+    assert [c for c in gmm if c not in ("unique_id", "ds")] == ["MLP", "MLP_ql0.3", "MLP_ql0.7"]
+    assert np.all(np.asarray(gmm["MLP_ql0.3"]) <= np.asarray(gmm["MLP_ql0.7"]))
+
+
+@pytest.mark.parametrize("make", [lambda: IQLoss(cos_embedding_dim=8), lambda: DistributionLoss("Tweedie", rho=1.4),
+                                  lambda: NBMM(n_components=2, weighted=True), lambda: TukeyLoss(c=3.0)],
+                         ids=["IQLoss", "Tweedie", "NBMM", "TukeyLoss"])
+def test_save_and_load_keep_the_new_losses(make, tmp_path):
+    """Forecaster.save names the loss and its arguments (LOSSES); load rebuilds it, with the
+    implicit loss's layer weights, and forecasts the same."""
+    model = MLP(h=4, input_size=8, hidden_size=16, num_layers=1, max_steps=3, loss=make(), enable_progress_bar=False,
+                scaler_type="standard")
+    fc = ndiv.Forecaster([model], freq=1).fit(two_series())
+    fc.save(str(tmp_path / "f"))
+    back = ndiv.Forecaster.load(str(tmp_path / "f"))
+    assert type(back.models[0].loss) is type(model.loss)
+    a, b = fc.predict(), back.predict()
+    for c in a:
+        if c not in ("unique_id", "ds"):
+            np.testing.assert_allclose(np.asarray(a[c], float), np.asarray(b[c], float), rtol=1e-6)
