@@ -7,6 +7,12 @@
 Each loss exposes what the model base needs: `outputsize_multiplier`, `output_names`,
 `is_distribution_output`, `domain_map`; DistributionLoss also `scale_decouple`, `sample` and
 `get_distribution` (see ndiv/losses/distribution_loss.py for the training/prediction flow).
+
+NeuralForecast 3.3's losses, by file: point.py (MAE ... MASE, HuberLoss, TukeyLoss, QuantileLoss,
+HuberQLoss, MQLoss, HuberMQLoss), implicit.py (IQLoss, HuberIQLoss: nn.Modules with their own
+quantile network), distribution_loss.py + distributions.py + isqf.py (DistributionLoss: Normal,
+StudentT, Poisson, NegativeBinomial, Bernoulli, Tweedie, ISQF), mixtures.py (GMM, PMM, NBMM).
+`ndiv.losses.pytorch` is an alias of this module (NeuralForecast's import path).
 """
 from ndiv.losses.distribution_loss import DistributionLoss
 from ndiv.losses.distributions import Bernoulli, NegativeBinomial, Normal, Poisson, StudentT, Tweedie

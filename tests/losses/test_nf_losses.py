@@ -327,3 +327,14 @@ def test_save_and_load_keep_the_new_losses(make, tmp_path):
     for c in a:
         if c not in ("unique_id", "ds"):
             np.testing.assert_allclose(np.asarray(a[c], float), np.asarray(b[c], float), rtol=1e-6)
+
+
+def test_pytorch_alias_module_has_neuralforecasts_names():
+    """`from neuralforecast.losses.pytorch import ...` becomes `from ndiv.losses.pytorch import ...`."""
+    from ndiv.losses import pytorch as alias
+    names = ["MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss",
+             "MQLoss", "HuberMQLoss", "IQLoss", "HuberIQLoss", "DistributionLoss", "GMM", "PMM", "NBMM"]
+    for n in names:
+        assert getattr(alias, n) is getattr(ndiv.losses, n) and n in ndiv.losses.LOSSES
+    nf = pytest.importorskip("neuralforecast.losses.pytorch")
+    assert all(hasattr(nf, n) for n in names)
