@@ -34,8 +34,8 @@ for _cls in (BasePointLoss,) + _ALL:
 LOSSES = {cls.__name__: cls for cls in _ALL}
 
 __all__ = ["LOSSES",
-           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss", "MQLoss",
-           "HuberMQLoss", "IQLoss", "HuberIQLoss", "DistributionLoss", "GMM", "PMM", "NBMM",
+           "MAE", "MSE", "RMSE", "MAPE", "SMAPE", "MASE", "HuberLoss", "TukeyLoss", "QuantileLoss", "HuberQLoss",
+           "MQLoss", "HuberMQLoss", "IQLoss", "HuberIQLoss", "DistributionLoss", "GMM", "PMM", "NBMM",
            "BasePointLoss", "Normal", "StudentT", "Poisson", "NegativeBinomial", "Bernoulli", "Tweedie",
            "level_to_outputs",
            "quantiles_to_outputs", "level_to_quantiles", "quantiles_to_level", "check_quantiles", "quantile_column",

@@ -327,8 +327,9 @@ class MQLoss(BasePointLoss):
             levels = [lv for lv in quantiles_to_level([q for q in trained if q < 0.5])
                       if all(np.isclose(have, q, rtol=0, atol=1e-6).any() for q in level_to_quantiles([lv]))]
             raise ValueError(
-                f"{who} was trained with {type(self).__name__}, whose quantiles are {trained} (levels {levels}): it cannot give "
-                f"{_request(quantiles, has_level)} (quantiles {missing} missing). Ask for levels among {levels} or "
+                f"{who} was trained with {type(self).__name__}, whose quantiles are {trained} (levels {levels}): "
+                f"it cannot give {_request(quantiles, has_level)} (quantiles {missing} missing). Ask for levels among "
+                f"{levels} or "
                 "those quantiles, or train it with an MQLoss that includes them (DistributionLoss gives any level)")
         return list(self.output_names)
 
@@ -348,8 +349,8 @@ class MQLoss(BasePointLoss):
             y_hat = y_hat.unsqueeze(-1)
         y = as_tensor(y, y_hat).unsqueeze(-1)                                      # [B, h, N, 1]
         if tuple(y.shape[:3]) != tuple(y_hat.shape[:3]):
-            raise ValueError(f"{type(self).__name__}: y has shape {tuple(y.shape[:3])} but y_hat has shape {tuple(y_hat.shape)}; "
-                             "expected y [B, h, N] and y_hat [B, h, N, Q]")
+            raise ValueError(f"{type(self).__name__}: y has shape {tuple(y.shape[:3])} but y_hat has shape "
+                             f"{tuple(y_hat.shape)}; expected y [B, h, N] and y_hat [B, h, N, Q]")
         mask = np.ones(y.shape) if mask is None else _raw(mask)[..., None]
         error = y_hat - y
         q = self.quantiles.astype(y_hat.dtype)

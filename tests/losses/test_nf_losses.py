@@ -274,7 +274,8 @@ FIT = {
     "PMM": (lambda: PMM(n_components=2, level=[80], weighted=True),
             ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
     "NBMM": (lambda: NBMM(n_components=2, quantiles=[0.2, 0.8]), ["MLP", "MLP-lo-60.0", "MLP-hi-60.0"]),
-    "ISQF": (lambda: DistributionLoss("ISQF", level=[80], num_pieces=2), ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
+    "ISQF": (lambda: DistributionLoss("ISQF", level=[80], num_pieces=2),
+             ["MLP", "MLP-median", "MLP-lo-80", "MLP-hi-80"]),
     "IQLoss": (lambda: IQLoss(cos_embedding_dim=8), ["MLP_ql0.5"]),
     "HuberIQLoss": (lambda: HuberIQLoss(cos_embedding_dim=8), ["MLP_ql0.5"]),
 }
