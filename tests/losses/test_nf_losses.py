@@ -339,3 +339,20 @@ def test_pytorch_alias_module_has_neuralforecasts_names():
         assert getattr(alias, n) is getattr(ndiv.losses, n) and n in ndiv.losses.LOSSES
     nf = pytest.importorskip("neuralforecast.losses.pytorch")
     assert all(hasattr(nf, n) for n in names)
+
+
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_isqf_quantile_function_matches_neuralforecast(pieces):
+    """Sampling evaluates the spline quantile function at uniform levels: the same function as NF's."""
+    torch = pytest.importorskip("torch")
+    nf = pytest.importorskip("neuralforecast.losses.pytorch")
+    from functools import partial
+    ours = DistributionLoss("ISQF", level=[50, 75], num_pieces=pieces)
+    theirs = nf.DistributionLoss("ISQF", level=[50, 75], num_pieces=pieces)
+    knots = torch.sort(theirs.quantiles.double()).values
+    out, loc, scale, _, _ = dist_inputs(11, ours.outputsize_multiplier, "real")
+    args = ours.scale_decouple(ours.domain_map(ndiv.tensor(out)), loc=loc, scale=scale)
+    args_t = partial(nf.isqf_domain_map, quantiles=knots, num_pieces=pieces)(torch.tensor(out))
+    alpha = np.random.default_rng(0).random((6, B, H, N))
+    ref = nf.BaseISQF(*args_t).quantile(torch.tensor(alpha)).numpy() * scale + loc
+    np.testing.assert_allclose(ours.get_distribution(args).quantile(alpha), ref, rtol=1e-10, atol=1e-12)
