@@ -26,6 +26,10 @@ import numpy as np
 
 from ndiv.autograd.tensor import Tensor
 from ndiv.losses.distributions import DISTRIBUTIONS, SCALE_DECOUPLES
+from ndiv.losses.isqf import ISQF, isqf_domain_map, isqf_param_names, isqf_scale_decouple
+
+DISTRIBUTIONS = {**DISTRIBUTIONS, "ISQF": ISQF}
+SCALE_DECOUPLES = {**SCALE_DECOUPLES, "ISQF": isqf_scale_decouple}
 from ndiv.losses.point import _raw, level_to_outputs, quantile_column, quantiles_to_outputs, weighted_mean
 
 
@@ -33,7 +37,9 @@ class DistributionLoss:
     """Negative log-likelihood of a parametric distribution, and its prediction intervals.
 
     Args:
-        distribution: 'Normal', 'StudentT', 'Poisson' or 'NegativeBinomial'.
+        distribution: 'Normal', 'StudentT', 'Poisson', 'NegativeBinomial', 'Bernoulli' (y in {0, 1})
+            or 'Tweedie' (give rho, its variance power in (1, 2): DistributionLoss('Tweedie', rho=1.5)),
+            or 'ISQF' (num_pieces=5 spline pieces between the quantiles, which are its knots).
         level: interval levels for the output columns, e.g. [80, 90].
         quantiles: alternatively, quantiles (sorted; overrides level).
         num_samples: samples drawn per forecast to estimate its mean and quantiles.
@@ -48,6 +54,19 @@ class DistributionLoss:
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"DistributionLoss: distribution={distribution!r} is not available; use one of "
                              f"{list(DISTRIBUTIONS)}")
+        self.rho = None
+        self.num_pieces = distribution_kwargs.pop("num_pieces", 5) if distribution == "ISQF" else None
+        if distribution == "ISQF" and return_params:
+            raise ValueError("DistributionLoss('ISQF') does not support return_params=True (as NeuralForecast)")
+        if distribution == "Tweedie":
+            if "rho" not in distribution_kwargs:
+                raise ValueError("DistributionLoss('Tweedie') needs rho, its variance power between 1 and 2, "
+                                 "e.g. DistributionLoss('Tweedie', rho=1.5)")
+            self.rho = float(distribution_kwargs.pop("rho"))
+            if not 1 < self.rho < 2:
+                raise ValueError(f"DistributionLoss('Tweedie'): rho={self.rho} must be between 1 and 2 (exclusive)")
+            if return_params:
+                raise ValueError("DistributionLoss('Tweedie') does not support return_params=True (as NeuralForecast)")
         if distribution_kwargs:
             raise ValueError(f"DistributionLoss: unexpected arguments {sorted(distribution_kwargs)} for {distribution}")
         qs, names = level_to_outputs(list(level))
@@ -57,7 +76,8 @@ class DistributionLoss:
         self.distribution = distribution
         self._base_distribution = DISTRIBUTIONS[distribution]
         self._scale_decouple = SCALE_DECOUPLES[distribution]
-        self.param_names = list(self._base_distribution.param_names)
+        self.param_names = (isqf_param_names(len(self.quantiles), self.num_pieces) if distribution == "ISQF"
+                            else list(self._base_distribution.param_names))
         self.num_samples = num_samples
         self.return_params = return_params
         self.horizon_weight = None if horizon_weight is None else np.asarray(horizon_weight, np.float64).ravel()
@@ -69,7 +89,12 @@ class DistributionLoss:
         return f"DistributionLoss({self.distribution!r})"
 
     def domain_map(self, y_hat: Tensor):
-        """[B, h, n_params * N] -> tuple of n_params Tensors [B, h, N] (consecutive blocks of N)."""
+        """[B, h, n_params * N] -> tuple of n_params Tensors [B, h, N] (consecutive blocks of N);
+        Tweedie: (y_hat, rho)."""
+        if self.distribution == "Tweedie":
+            return (y_hat, self.rho)
+        if self.distribution == "ISQF":
+            return isqf_domain_map(y_hat, np.sort(self.quantiles), self.num_pieces)
         k = self.outputsize_multiplier
         if y_hat.shape[2] % k:
             raise ValueError(f"DistributionLoss({self.distribution!r}): the model output has {y_hat.shape[2]} "

@@ -134,7 +134,70 @@ class NegativeBinomial:
         return rng.poisson(lam).astype(p.dtype)
 
 
-DISTRIBUTIONS = {"Normal": Normal, "StudentT": StudentT, "Poisson": Poisson, "NegativeBinomial": NegativeBinomial}
+class Bernoulli:
+    """Bernoulli(probs): y in {0, 1}. probs are clamped to [eps, 1 - eps] of their dtype in the
+    log-likelihood, as torch's logits are."""
+    param_names = ["-logits"]
+
+    def __init__(self, probs: Tensor):
+        self.probs = probs
+
+    @property
+    def mean(self) -> Tensor:
+        return self.probs
+
+    def log_prob(self, y) -> Tensor:
+        y = _const(y, self.probs)
+        bad = np.isfinite(_np(y)) & (_np(y) != 0) & (_np(y) != 1)
+        if bad.any():
+            raise ValueError(f"DistributionLoss('Bernoulli'): y must be 0 or 1, got {_np(y)[bad][:3].tolist()} "
+                             "(torch rejects them too); use Normal/StudentT for real-valued targets")
+        eps = float(np.finfo(self.probs.dtype).eps)
+        p = self.probs.clip(eps, 1 - eps)
+        return y * p.log() + (1.0 - y) * (-p).log1p()
+
+    def sample(self, rng: np.random.Generator, num_samples: int) -> np.ndarray:
+        p = _np(self.probs)
+        return (rng.random((num_samples,) + p.shape) < p).astype(p.dtype)
+
+
+class Tweedie:
+    """Tweedie(log_mu, rho), NeuralForecast's: the compound Poisson-Gamma with mean exp(log_mu),
+    variance power rho in (1, 2) and dispersion 1. log_prob is NeuralForecast's quasi-likelihood
+    y mu^(1 - rho) / (1 - rho) - mu^(2 - rho) / (2 - rho) (without the y-only normalizer)."""
+    param_names = ["-log_mu"]
+
+    def __init__(self, log_mu: Tensor, rho: float):
+        if not 1 < rho < 2:
+            raise ValueError(f"Tweedie: rho={rho} must be between 1 and 2 (exclusive)")
+        self.log_mu, self.rho = log_mu, float(rho)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.log_mu.exp()
+
+    def log_prob(self, y) -> Tensor:
+        y = _const(y, self.log_mu)
+        rho = self.rho
+        a = y * (self.log_mu * (1 - rho)).exp() / (1 - rho)
+        b = (self.log_mu * (2 - rho)).exp() / (2 - rho)
+        return a - b
+
+    def sample(self, rng: np.random.Generator, num_samples: int) -> np.ndarray:
+        # NeuralForecast's construction: N ~ Poisson(mu^(2-rho) / (2-rho)), then
+        # Gamma(N alpha, rate beta) with alpha = (2-rho)/(rho-1), beta = mu^(1-rho)/(rho-1); its
+        # N + 1e-5 keeps the Gamma's shape positive, so a draw with N = 0 is a tiny positive value
+        mu = np.exp(_np(self.log_mu).astype(np.float64))
+        rho = self.rho
+        rate = mu ** (2 - rho) / (2 - rho)
+        alpha = (2 - rho) / (rho - 1)
+        beta = mu ** (1 - rho) / (rho - 1)
+        n = rng.poisson(np.broadcast_to(rate, (num_samples,) + mu.shape)) + 1e-5
+        return rng.gamma(n * alpha, 1.0 / beta).astype(_np(self.log_mu).dtype)
+
+
+DISTRIBUTIONS = {"Bernoulli": Bernoulli, "Normal": Normal, "Poisson": Poisson, "StudentT": StudentT,
+                 "NegativeBinomial": NegativeBinomial, "Tweedie": Tweedie}
 
 
 # ----------------------------------------------------------------------------- scale decouple
@@ -184,5 +247,22 @@ def nbinomial_scale_decouple(output, loc=None, scale=None):
     return (total_count, probs)
 
 
-SCALE_DECOUPLES = {"Normal": normal_scale_decouple, "StudentT": student_scale_decouple,
-                   "Poisson": poisson_scale_decouple, "NegativeBinomial": nbinomial_scale_decouple}
+def bernoulli_scale_decouple(output, loc=None, scale=None):
+    """probs = sigmoid(output); loc and scale are not used (NeuralForecast's)."""
+    (probs,) = output
+    return (probs.sigmoid(),)
+
+
+def tweedie_scale_decouple(output, loc=None, scale=None):
+    """log_mu = clip(softplus(output), 1e-9, 37) (+ log(loc) given the window's loc, clipped
+    again); rho passes through (NeuralForecast's)."""
+    log_mu, rho = output
+    log_mu = _softplus(log_mu).clip(1e-9, 37)
+    if loc is not None and scale is not None:
+        log_mu = (log_mu + loc.log() if isinstance(loc, Tensor) else log_mu + np.log(loc)).clip(1e-9, 37)
+    return (log_mu, rho)
+
+
+SCALE_DECOUPLES = {"Bernoulli": bernoulli_scale_decouple, "Normal": normal_scale_decouple,
+                   "Poisson": poisson_scale_decouple, "StudentT": student_scale_decouple,
+                   "NegativeBinomial": nbinomial_scale_decouple, "Tweedie": tweedie_scale_decouple}

@@ -327,14 +327,20 @@ class MQLoss(BasePointLoss):
             levels = [lv for lv in quantiles_to_level([q for q in trained if q < 0.5])
                       if all(np.isclose(have, q, rtol=0, atol=1e-6).any() for q in level_to_quantiles([lv]))]
             raise ValueError(
-                f"{who} was trained with MQLoss, whose quantiles are {trained} (levels {levels}): it cannot give "
-                f"{_request(quantiles, has_level)} (quantiles {missing} missing). Ask for levels among {levels} or "
+                f"{who} was trained with {type(self).__name__}, whose quantiles are {trained} (levels {levels}): "
+                f"it cannot give {_request(quantiles, has_level)} (quantiles {missing} missing). Ask for levels among "
+                f"{levels} or "
                 "those quantiles, or train it with an MQLoss that includes them (DistributionLoss gives any level)")
         return list(self.output_names)
 
     def domain_map(self, y_hat):
         """[B, h, N * Q] -> [B, h, N, Q]."""
         return y_hat.reshape(y_hat.shape[0], y_hat.shape[1], -1, self.outputsize_multiplier)
+
+    def _pinball(self, error: Tensor, q: np.ndarray) -> Tensor:
+        """error = y_hat - y [B, h, N, Q], q [Q] -> the pinball loss of each quantile."""
+        under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
+        return under * q + over * (1 - q)
 
     def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
         if not isinstance(y_hat, Tensor):
@@ -343,13 +349,12 @@ class MQLoss(BasePointLoss):
             y_hat = y_hat.unsqueeze(-1)
         y = as_tensor(y, y_hat).unsqueeze(-1)                                      # [B, h, N, 1]
         if tuple(y.shape[:3]) != tuple(y_hat.shape[:3]):
-            raise ValueError(f"MQLoss: y has shape {tuple(y.shape[:3])} but y_hat has shape {tuple(y_hat.shape)}; "
-                             "expected y [B, h, N] and y_hat [B, h, N, Q]")
+            raise ValueError(f"{type(self).__name__}: y has shape {tuple(y.shape[:3])} but y_hat has shape "
+                             f"{tuple(y_hat.shape)}; expected y [B, h, N] and y_hat [B, h, N, Q]")
         mask = np.ones(y.shape) if mask is None else _raw(mask)[..., None]
         error = y_hat - y
         q = self.quantiles.astype(y_hat.dtype)
-        under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
-        losses = under * q + over * (1 - q)
+        losses = self._pinball(error, q)
         # NeuralForecast's effective formula, kept so that training behaves the same: its
         # 1 / len(quantiles[None, None, None, :]) is 1, and its weights [B, h, N, 1] count each
         # step once, so the loss is the SUM over quantiles of the masked mean pinball loss
@@ -359,3 +364,100 @@ class MQLoss(BasePointLoss):
         total = weights.sum()
         num = (losses * weights.astype(losses.dtype)).sum()
         return num * 0.0 if total == 0 else num / float(total)
+
+
+# ----------------------------------------------------------------------------- robust losses
+def _huber0(x: Tensor, delta: float) -> Tensor:
+    """torch's huber_loss(x, 0, delta): 0.5 x^2 where |x| < delta, else delta (|x| - delta / 2)."""
+    a = x.abs()
+    return ndiv.where(a.data < delta, x * x * 0.5, (a - 0.5 * delta) * delta)
+
+
+class TukeyLoss(BasePointLoss):
+    """NeuralForecast's TukeyLoss: c^2/6 (1 - (d / c)^2)^3 where d = |y - y_hat| / s <= c, else c^2/6.
+
+    Kept as NeuralForecast computes it, so a model trains as there: the inlier term is Tukey's
+    biweight *weight* (c^2/6 at d = 0, 0 at d = c), not its rho function, so an exact forecast and
+    an outlier both count c^2/6.
+
+    c: the residual (in standard deviations when normalize) beyond which an error stops counting.
+    normalize: divide the residuals by s = masked std of y over the last axis (the series, N) + 0.01,
+        as NeuralForecast does (for univariate models N = 1, so s = 0.01); else s = 1.
+    NeuralForecast's reduction, kept: the plain mean over every entry of
+    mask * inlier * (1 - (d / c)^2)^3 + (1 - inlier), so masked outliers still count c^2/6
+    (no horizon_weight).
+    """
+
+    def __init__(self, c: float = 4.685, normalize: bool = True):
+        super().__init__()
+        if c <= 0:
+            raise ValueError(f"TukeyLoss: c must be > 0, got {c}")
+        self.c = float(c)
+        self.normalize = normalize
+
+    @staticmethod
+    def _masked_mean(x, mask):
+        """Mean over the last axis of the entries with mask >= 1, keepdims; 0 where none."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            keep = mask >= 1
+            n = keep.sum(axis=-1, keepdims=True)
+            s = np.where(keep, x, 0.0).sum(axis=-1, keepdims=True)
+            return np.where(n > 0, s / np.maximum(n, 1), 0.0)
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        m = np.ones(y.shape, y.dtype) if mask is None else _raw(mask).astype(y.dtype, copy=False)
+        if self.normalize:
+            yd = y.data
+            mean = self._masked_mean(yd, m)
+            std = np.sqrt(self._masked_mean((yd - mean) ** 2, m)) + 1e-2
+        else:
+            std = 1.0
+        d = (y - y_hat).abs() / std
+        inlier = (self.c >= d.data).astype(y.dtype)
+        r = 1.0 - (d / self.c) ** 2
+        losses = r * r * r * (inlier * m) + (1.0 - inlier)
+        return losses.mean() * (self.c ** 2 / 6)
+
+    def __repr__(self):
+        return f"TukeyLoss(c={self.c})"
+
+
+class HuberQLoss(BasePointLoss):
+    """Huberized quantile loss of quantile q: q huber(max(y - y_hat, 0)) + (1 - q) huber(max(y_hat - y, 0)).
+
+    Output name '_q{q}_d{delta}' (NeuralForecast's).
+    """
+
+    def __init__(self, q: float, delta: float = 1.0, horizon_weight=None):
+        if not 0 < q < 1:
+            raise ValueError(f"HuberQLoss: q must be between 0 and 1, got {q}")
+        if delta <= 0:
+            raise ValueError(f"HuberQLoss: delta must be > 0, got {delta}")
+        super().__init__(horizon_weight, 1, [f"_q{q}_d{delta}"])
+        self.q = q
+        self.delta = float(delta)
+
+    def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
+        y, y_hat = self._prepare(y, y_hat)
+        error = y_hat - y
+        under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
+        q = self.q if isinstance(self.q, float) else as_tensor(self.q, y_hat)
+        losses = _huber0(under, self.delta) * q + _huber0(over, self.delta) * (1 - q)
+        return weighted_mean(losses, self._compute_weights(y, mask))
+
+
+class HuberMQLoss(MQLoss):
+    """Huberized multi-quantile loss: huber(q max(y - y_hat, 0)) + huber((1 - q) max(y_hat - y, 0))
+    per quantile, summed over the quantiles and averaged over the masked steps (as MQLoss and as
+    NeuralForecast computes it). level / quantiles: as MQLoss; delta: the Huber threshold."""
+
+    def __init__(self, level=(80, 90), quantiles=None, delta: float = 1.0, horizon_weight=None):
+        if delta <= 0:
+            raise ValueError(f"HuberMQLoss: delta must be > 0, got {delta}")
+        super().__init__(level=level, quantiles=quantiles, horizon_weight=horizon_weight)
+        self.delta = float(delta)
+
+    def _pinball(self, error: Tensor, q: np.ndarray) -> Tensor:
+        under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
+        return _huber0(under * q, self.delta) + _huber0(over * (1 - q), self.delta)

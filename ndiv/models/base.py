@@ -431,13 +431,18 @@ class BaseModel(nn.Module):
         outs = []
         for batch in self._windows(dataset, "predict", step_size=step_size, test_size=test_size):
             y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
-            output = self.loss.domain_map(self(self._tensors(batch)))
-            if self.loss.is_distribution_output:
+            net_out = self(self._tensors(batch))
+            output = self.loss.domain_map(net_out)
+            if quantiles is not None and getattr(self.loss, "implicit_quantiles", False):   # IQLoss
+                y_hat = self.loss.predict_quantiles(
+                    net_out, quantiles, lambda o: _inverse(self.scaler, o, y_loc, y_scale).numpy())
+            elif self.loss.is_distribution_output:
                 distr_args = self.loss.scale_decouple(output=output, loc=y_loc, scale=y_scale)
                 _, mean, quants = self.loss.sample(distr_args=distr_args, rng=rng, quantiles=quantiles)
                 parts = [to_device(mean, "cpu"), to_device(quants, "cpu")]                 # [B, h, N, 1], [.., Q]
                 if self.loss.return_params:  # NF: torch.stack(distr_args, dim=-1) -> [B, h, N, P]
-                    parts.append(np.stack([to_device(a.data, "cpu") for a in distr_args], axis=-1))
+                    params = np.stack([to_device(a.data, "cpu") for a in distr_args], axis=-1)
+                    parts.append(params.reshape(params.shape[:3] + (-1,)))   # mixtures: [.., K, P] -> K * P
                 y_hat = np.concatenate([p.astype(np.float32, copy=False) for p in parts], axis=-1)
             else:
                 y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()
