@@ -23,8 +23,9 @@ from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"
 
-_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster")}
-_SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli"}
+_LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster"),
+         "PredictionIntervals": ("ndiv.conformal", "PredictionIntervals")}
+_SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli", "conformal", "utils"}
 
 
 def __getattr__(name):

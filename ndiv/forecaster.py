@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ndiv import _saving
+from ndiv import _saving, conformal
 from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
                        make_frame)
 from ndiv.data.local_scalers import LocalScaler
@@ -117,7 +117,8 @@ class Forecaster:
                              f"needs h steps; pass val_size=0 (no validation) or val_size >= {self.h}")
 
     # -- transactions: a failed fit leaves the Forecaster as it was ------------------------------
-    _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df")
+    _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df",
+              "prediction_intervals", "_conformity")
 
     def _snapshot(self) -> dict:
         return {"forecaster": {k: self.__dict__[k] for k in self._STATE if k in self.__dict__},
@@ -133,14 +134,20 @@ class Forecaster:
     # -- fit / predict -----------------------------------------------------------------------
     @_transactional
     def fit(self, df=None, static_df=None, val_size: int = 0, id_col: str = "unique_id",
-            time_col: str = "ds", target_col: str = "y") -> "Forecaster":
+            time_col: str = "ds", target_col: str = "y", prediction_intervals=None) -> "Forecaster":
         """Train every model on df (long format). val_size: the last steps of each series used
-        for validation (early stopping), not for training."""
+        for validation (early stopping), not for training. prediction_intervals: a
+        PredictionIntervals: first a cross-validation on df scores the point-loss models, so that
+        predict(level=) gives them conformal intervals (ndiv/conformal.py)."""
         if df is None:
             raise ValueError("fit needs df: a long-format table with unique_id, ds, y")
         self._check_val_size(val_size)
         ds = self._dataset_from(df, static_df, id_col, time_col, target_col)
         self._check_lengths(ds, val_size, 0)
+        # conformal intervals (NeuralForecast's _conformity_scores): a cross-validation before the fit
+        self.prediction_intervals, self._conformity = prediction_intervals, None
+        if prediction_intervals is not None:
+            self._conformity = conformal.conformity_scores(self, df, static_df, val_size, id_col, time_col, target_col)
         self._raw_dataset = ds
         ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type)
         for m in self.models:
@@ -169,7 +176,8 @@ class Forecaster:
         `MLP-lo-90`, ...). Returns unique_id, ds and those columns."""
         self._require_fit("predict")
         qs, has_level = _requested_quantiles(level, quantiles)
-        names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
+        conf = conformal.check_request(self, qs is not None)    # point-loss models with conformity scores
+        names = {m: m.loss.predict_output_names(None if m in conf else qs, has_level, who=str(m)) for m in self.models}
         like = self._like if df is None else df
         if df is None:
             ds = self._dataset
@@ -189,8 +197,11 @@ class Forecaster:
         uid, dates = ds.future_dates(self.h)
         out = {ds.id_col: uid, ds.time_col: dates}
         for m in self.models:
-            y = m.predict_dataset(full, step_size=1, test_size=self.h, quantiles=qs)
+            y = m.predict_dataset(full, step_size=1, test_size=self.h, quantiles=None if m in conf else qs)
             self._add_columns(out, m, y, ds, names[m])
+            if m in conf:
+                conformal.add_columns(self, out, m, ds.uids, sorted(set(level)) if has_level else None,
+                                      None if has_level else qs)
         return make_frame(out, like)
 
     def _add_columns(self, out: dict, model: BaseModel, y: np.ndarray, ds, names: list[str]):

@@ -166,7 +166,8 @@ class BasePointLoss:
         raise ValueError(
             f"{who} was trained with loss={self!r}, which forecasts a single value: it cannot give "
             f"{_request(quantiles, has_level)}. Train it with loss=DistributionLoss('Normal') (intervals at any "
-            "level) or MQLoss(level=[...]) (the levels it is trained with), or predict without level/quantiles")
+            "level) or MQLoss(level=[...]) (the levels it is trained with), fit with prediction_intervals="
+            "PredictionIntervals() (conformal intervals), or predict without level/quantiles")
 
     def _compute_weights(self, y, mask):
         mask = np.ones(_raw(y).shape) if mask is None else _raw(mask)
