@@ -83,3 +83,16 @@ def test_conformal_needs_enough_history_and_a_prediction_intervals():
     assert not fc._fitted                                        # the failed fit left nothing behind
     with pytest.raises(TypeError, match="prediction_intervals must be a PredictionIntervals"):
         fc.fit(df, prediction_intervals=3)
+
+
+def test_mqloss_quantiles_do_not_cross_at_predict():
+    loss = MQLoss(level=[80, 90])                                # outputs: median, lo-90, lo-80, hi-80, hi-90
+    crossed = np.array([[5.0, 9.0, 1.0, 4.0, 8.0]])              # values in output order, crossing
+    np.testing.assert_array_equal(loss.sort_quantiles(crossed), [[5.0, 1.0, 4.0, 8.0, 9.0]])
+    # an untrained model's quantile heads are in random order: predict sorts them
+    fc = ndiv.Forecaster([MLP(loss=MQLoss(level=[50, 80, 90]), **{**KW, "max_steps": 1})], freq=1).fit(data())
+    p = fc.predict()
+    p = p if isinstance(p, dict) else {k: p[k].to_numpy() for k in p.columns}
+    order = ["MLP-lo-90", "MLP-lo-80", "MLP-lo-50", "MLP-median", "MLP-hi-50", "MLP-hi-80", "MLP-hi-90"]
+    vals = np.stack([p[c] for c in order], axis=1)
+    assert np.all(np.diff(vals, axis=1) >= 0)

@@ -337,6 +337,15 @@ class MQLoss(BasePointLoss):
         """[B, h, N * Q] -> [B, h, N, Q]."""
         return y_hat.reshape(y_hat.shape[0], y_hat.shape[1], -1, self.outputsize_multiplier)
 
+    def sort_quantiles(self, y_hat: np.ndarray) -> np.ndarray:
+        """Forecasts [..., Q] (outputs in self.quantiles' order) with the values sorted along the
+        quantiles, so that no interval crosses (lo-90 <= lo-80 <= median <= ...). Applied at
+        predict; NeuralForecast 3.3 returns MQLoss outputs unsorted (crossings are possible there)."""
+        order = np.argsort(self.quantiles, kind="stable")
+        out = np.empty_like(y_hat)
+        out[..., order] = np.sort(y_hat, axis=-1)
+        return out
+
     def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
         if not isinstance(y_hat, Tensor):
             y_hat = ndiv.tensor(np.asarray(y_hat))
