@@ -26,8 +26,10 @@ __version__ = "0.1.0"
 # NeuralForecast: the same class as Forecaster, under NeuralForecast's name (NF scripts run with
 # only their import line changed)
 _LAZY = {"Forecaster": ("ndiv.forecaster", "Forecaster"), "NeuralForecast": ("ndiv.forecaster", "Forecaster"),
-         "from_neuralforecast": ("ndiv._nf_folder", "from_neuralforecast")}
-_SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli"}
+         "from_neuralforecast": ("ndiv._nf_folder", "from_neuralforecast"),
+         "PredictionIntervals": ("ndiv.conformal", "PredictionIntervals")}
+_SUBMODULES = {"nn", "optim", "losses", "data", "models", "metrics", "datasets", "kernels", "memory", "cli", "conformal",
+               "utils"}
 
 
 def __getattr__(name):

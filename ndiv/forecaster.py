@@ -17,12 +17,13 @@ loading never unpickles.
 """
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Sequence
 
 import numpy as np
 
-from ndiv import _saving
+from ndiv import _saving, conformal
 from ndiv.data import (AVAILABLE_MASK, TimeSeriesDataset, apply_local_scalers, columns_of, fit_local_scalers,
                        frame_kind, make_frame)
 from ndiv.data.categorical import build_vocabulary, categorical_columns, encode_columns, encode_frame
@@ -176,7 +177,7 @@ class Forecaster:
 
     # -- transactions: a failed fit leaves the Forecaster as it was ------------------------------
     _STATE = ("_fitted", "_dataset", "_raw_dataset", "_scalers", "_like", "_static_df", "_categories",
-              "prediction_intervals")
+              "prediction_intervals", "_conformity")
 
     def _snapshot(self) -> dict:
         return {"forecaster": {k: self.__dict__[k] for k in self._STATE if k in self.__dict__},
@@ -208,8 +209,8 @@ class Forecaster:
         val_size: the last steps of each series used for validation (early stopping), not for
         training. use_init_models: start from the weights the models had when constructed
         (otherwise a second fit continues from the trained weights, as NeuralForecast does).
-        prediction_intervals: NeuralForecast's PredictionIntervals, kept as
-        self.prediction_intervals for conformal intervals at predict."""
+        prediction_intervals: a PredictionIntervals: first a cross-validation on df scores the
+        point-loss models, so that predict(level=) gives them conformal intervals (ndiv/conformal.py)."""
         like = frame_kind(df)
         if df is None:
             if not self._fitted:
@@ -223,9 +224,12 @@ class Forecaster:
         self._check_val_size(val_size)
         if use_init_models:
             self._reset_models()
-        self.prediction_intervals = prediction_intervals
         ds = self._dataset_from(df, static_df, id_col, time_col, target_col, build_categories=True)
         self._check_lengths(ds, val_size, 0)
+        # conformal intervals (NeuralForecast's _conformity_scores): a cross-validation before the fit
+        self.prediction_intervals, self._conformity = prediction_intervals, None
+        if prediction_intervals is not None:
+            self._conformity = conformal.conformity_scores(self, df, static_df, val_size, id_col, time_col, target_col)
         self._raw_dataset = ds
         ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type, exclude=self._cat_cards)
         for m in self.models:
@@ -288,7 +292,8 @@ class Forecaster:
         self._require_fit("predict")
         h = self._check_h(h, "predict")
         qs, has_level = _requested_quantiles(level, quantiles)
-        names = {m: m.loss.predict_output_names(qs, has_level, who=str(m)) for m in self.models}
+        conf = conformal.check_request(self, qs is not None)    # point-loss models with conformity scores
+        names = {m: m.loss.predict_output_names(None if m in conf else qs, has_level, who=str(m)) for m in self.models}
         like = self._like if df is None else frame_kind(df)
         if df is None:
             if self._dataset is None:
@@ -314,8 +319,12 @@ class Forecaster:
         first = np.arange(len(uid)) % (n_steps * self.h) < h              # the first h dates of every series
         out = {ds.id_col: uid[first], ds.time_col: dates[first]}
         for m in self.models:
-            y = np.concatenate(list(self._recursive(m, ds, n_steps, futr_df, futr, qs, names[m])), axis=1)
+            m_qs = None if m in conf else qs
+            y = np.concatenate(list(self._recursive(m, ds, n_steps, futr_df, futr, m_qs, names[m])), axis=1)
             self._add_columns(out, m, y[:, :h], ds, names[m], h)
+            if m in conf:
+                conformal.add_columns(self, out, m, ds.uids, sorted(set(level)) if has_level else None,
+                                      None if has_level else qs)
         return make_frame(out, like)
 
     def _column_names(self) -> tuple:
@@ -523,10 +532,13 @@ class Forecaster:
         return make_frame(out, self._like)
 
     # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str, overwrite: bool = False) -> None:
+    def save(self, path: str, model_index: Sequence[int] | None = None, save_dataset: bool = True,
+             overwrite: bool = False) -> None:
         """Write a folder: forecaster.json (models' configurations, freq, local scalers, file
         names and SHA-256 digests), one safetensors file of weights per model and the training
-        data (data.safetensors, in the data's units).
+        data (data.safetensors, in the data's units). NeuralForecast's signature: model_index
+        saves only those models (indices into self.models); save_dataset must stay True, as an
+        ndiv folder rebuilds its local scalers and predict()'s history from the saved data.
 
         The folder is written beside `path` and renamed into place: a reader sees the old or
         the new folder, never half of one, and a failed save leaves the old folder as it was.
@@ -536,7 +548,19 @@ class Forecaster:
             raise ValueError("Forecaster.save needs the training data, and this Forecaster was loaded from a "
                              "NeuralForecast folder saved with save_dataset=False: re-save it in NeuralForecast "
                              "with save_dataset=True and load that")
-        _saving.save_forecaster(self, path, overwrite=overwrite)
+        if not save_dataset:
+            raise ValueError("Forecaster.save(save_dataset=False): an ndiv folder always keeps the training data "
+                             "(its local scalers and predict() without df are rebuilt from it); pass save_dataset=True")
+        fc = self
+        if model_index is not None:
+            idx = list(model_index)
+            bad = [i for i in idx if not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.models)]
+            if bad or not idx:
+                raise ValueError(f"model_index must list indices of the {len(self.models)} models "
+                                 f"(0..{len(self.models) - 1}), got {model_index!r}")
+            fc = copy.copy(self)
+            fc.models = [self.models[i] for i in idx]
+        _saving.save_forecaster(fc, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str) -> "Forecaster":

@@ -166,7 +166,8 @@ class BasePointLoss:
         raise ValueError(
             f"{who} was trained with loss={self!r}, which forecasts a single value: it cannot give "
             f"{_request(quantiles, has_level)}. Train it with loss=DistributionLoss('Normal') (intervals at any "
-            "level) or MQLoss(level=[...]) (the levels it is trained with), or predict without level/quantiles")
+            "level) or MQLoss(level=[...]) (the levels it is trained with), fit with prediction_intervals="
+            "PredictionIntervals() (conformal intervals), or predict without level/quantiles")
 
     def _compute_weights(self, y, mask):
         mask = np.ones(_raw(y).shape) if mask is None else _raw(mask)
@@ -341,6 +342,15 @@ class MQLoss(BasePointLoss):
         """error = y_hat - y [B, h, N, Q], q [Q] -> the pinball loss of each quantile."""
         under, over = ndiv.maximum(-error, 0.0), ndiv.maximum(error, 0.0)
         return under * q + over * (1 - q)
+
+    def sort_quantiles(self, y_hat: np.ndarray) -> np.ndarray:
+        """Forecasts [..., Q] (outputs in self.quantiles' order) with the values sorted along the
+        quantiles, so that no interval crosses (lo-90 <= lo-80 <= median <= ...). Applied at
+        predict; NeuralForecast 3.3 returns MQLoss outputs unsorted (crossings are possible there)."""
+        order = np.argsort(self.quantiles, kind="stable")
+        out = np.empty_like(y_hat)
+        out[..., order] = np.sort(y_hat, axis=-1)
+        return out
 
     def __call__(self, y, y_hat, mask=None, y_insample=None) -> Tensor:
         if not isinstance(y_hat, Tensor):

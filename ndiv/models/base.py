@@ -446,6 +446,8 @@ class BaseModel(nn.Module):
                 y_hat = np.concatenate([p.astype(np.float32, copy=False) for p in parts], axis=-1)
             else:
                 y_hat = _inverse(self.scaler, output, y_loc, y_scale).numpy()
+                if hasattr(self.loss, "sort_quantiles"):                                  # MQLoss: no crossings
+                    y_hat = self.loss.sort_quantiles(y_hat)
             if y_hat.ndim == 3:
                 y_hat = y_hat[..., None]                                                  # [B, h, N, K]
             if not self.MULTIVARIATE:
