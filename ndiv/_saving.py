@@ -98,7 +98,8 @@ def _write_folder(fc, folder: str) -> None:
     arrays["ds"] = (raw.ds.astype("datetime64[ns]") if ds_kind == "datetime" else raw.ds).astype(np.int64)
     ndiv.save(arrays, os.path.join(folder, DATA))
     data = {"file": DATA, "sha256": _sha256_of(os.path.join(folder, DATA)), "temporal_cols": raw.temporal_cols,
-            "uids": raw.uids.tolist(), "uid_kind": "int" if raw.uids.dtype.kind in "iu" else "str",
+            "uids": raw.uids.tolist(),
+            "uid_kind": {"i": "int", "u": "int", "f": "float"}.get(raw.uids.dtype.kind, "str"),
             "static_cols": raw.static_cols, "freq": raw.freq, "ds_kind": ds_kind, "id_col": raw.id_col,
             "time_col": raw.time_col, "target_col": raw.target_col}
     meta = {"format_version": FORMAT_VERSION, "ndiv_version": ndiv.__version__, "freq": fc.freq,
@@ -427,16 +428,16 @@ def _read_dataset(folder: _Folder, c: _Checker, d: dict) -> TimeSeriesDataset:
     cols = c.str_list(d, "temporal_cols", w)
     static_cols = c.str_list(d, "static_cols", w)
     uids = c.get(d, "uids", w, list, "a list")
-    uid_kind = c.get(d, "uid_kind", w, str, "'int' or 'str'")
+    uid_kind = c.get(d, "uid_kind", w, str, "'int', 'float' or 'str'")
     ds_kind = c.get(d, "ds_kind", w, str, "'datetime' or 'int'")
-    if uid_kind not in ("int", "str"):
-        c.fail("data.uid_kind", f"must be 'int' or 'str', got {uid_kind!r}")
+    if uid_kind not in ("int", "float", "str"):
+        c.fail("data.uid_kind", f"must be 'int', 'float' or 'str', got {uid_kind!r}")
     if ds_kind not in ("datetime", "int"):
         c.fail("data.ds_kind", f"must be 'datetime' or 'int', got {ds_kind!r}")
-    kind = int if uid_kind == "int" else str
+    kind = {"int": int, "float": float, "str": str}[uid_kind]   # NF's AirPassengersDF has unique_id 1.0
     if not uids or not all(isinstance(u, kind) and not isinstance(u, bool) for u in uids):
         c.fail("data.uids", f"must be a non-empty list of {uid_kind}, got {_short(uids)}")
-    uids = np.asarray(uids, dtype=np.int64 if kind is int else None)
+    uids = np.asarray(uids, dtype={int: np.int64, float: np.float64}.get(kind))
     if len(np.unique(uids)) != len(uids) or not np.array_equal(np.sort(uids), uids):
         c.fail("data.uids", "must be sorted and unique")
     names = [c.get(d, k, w, str, "a str") for k in ("id_col", "time_col", "target_col")]

@@ -26,7 +26,7 @@ Y_test_df = Y_df[Y_df.ds > '1959-12-31']
 horizon = 12
 models = [MLP(h=horizon, input_size=2 * horizon, hidden_size=32, max_steps=5),
           NHITS(h=horizon, input_size=2 * horizon, mlp_units=[[32, 32]] * 3, max_steps=5)]
-nf = NeuralForecast(models=models, freq='MS')
+nf = NeuralForecast(models=models, freq='ME')
 nf.fit(df=Y_train_df)
 Y_hat_df = nf.predict()
 """
@@ -43,7 +43,7 @@ static_df = Y_df[['unique_id']].drop_duplicates().assign(airline=1.0)
 model = NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5,
               futr_exog_list=['month'], hist_exog_list=['trend'], stat_exog_list=['airline'],
               scaler_type='robust')
-nf = NeuralForecast(models=[model], freq='MS')
+nf = NeuralForecast(models=[model], freq='ME')
 nf.fit(df=Y_df, static_df=static_df)
 futr_df = nf.make_future_dataframe()
 futr_df['month'] = futr_df['ds'].dt.month
@@ -58,7 +58,7 @@ from neuralforecast.utils import AirPassengersDF
 
 Y_df = AirPassengersDF
 nf = NeuralForecast(models=[MLP(h=12, input_size=24, hidden_size=32, max_steps=5),
-                            NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5)], freq='MS')
+                            NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5)], freq='ME')
 cv_df = nf.cross_validation(df=Y_df, n_windows=2, step_size=12)
 insample_df = nf.predict_insample(step_size=12)
 """
@@ -72,7 +72,7 @@ from neuralforecast.utils import AirPassengersDF
 Y_df = AirPassengersDF
 models = [NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5, loss=MQLoss(level=[80, 90])),
           MLP(h=12, input_size=24, hidden_size=32, max_steps=5, loss=DistributionLoss('Normal', level=[80, 90]))]
-nf = NeuralForecast(models=models, freq='MS')
+nf = NeuralForecast(models=models, freq='ME')
 nf.fit(df=Y_df)
 Y_hat_df = nf.predict()
 """
@@ -83,7 +83,7 @@ from neuralforecast.models import MLP
 from neuralforecast.utils import AirPassengersDF, PredictionIntervals
 
 Y_df = AirPassengersDF
-nf = NeuralForecast(models=[MLP(h=12, input_size=24, hidden_size=32, max_steps=5)], freq='MS')
+nf = NeuralForecast(models=[MLP(h=12, input_size=24, hidden_size=32, max_steps=5)], freq='ME')
 nf.fit(df=Y_df, prediction_intervals=PredictionIntervals(n_windows=2))
 Y_hat_df = nf.predict(level=[80, 90])
 """
@@ -95,7 +95,7 @@ from neuralforecast.utils import AirPassengersDF
 
 Y_df = AirPassengersDF
 nf = NeuralForecast(models=[MLP(h=12, input_size=24, hidden_size=32, max_steps=5),
-                            NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5)], freq='MS')
+                            NHITS(h=12, input_size=24, mlp_units=[[32, 32]] * 3, max_steps=5)], freq='ME')
 nf.fit(df=Y_df)
 Y_hat_df = nf.predict()
 nf.save(path=CHECKPOINTS, model_index=None, overwrite=True, save_dataset=True)
