@@ -46,6 +46,7 @@ from ndiv.device import to_device
 
 FORMAT_VERSION = 2
 META = "forecaster.json"
+CONFORMITY = "conformity.safetensors"
 DATA = "data.safetensors"
 
 
@@ -106,6 +107,13 @@ def _write_folder(fc, folder: str) -> None:
             "local_scaler_type": fc.local_scaler_type, "models": models,
             "scalers": {k: v.to_dict() for k, v in fc._scalers.items()}, "data": data,
             "categories": fc._categories}
+    conformity = getattr(fc, "_conformity", None)
+    if conformity is not None:  # fit(prediction_intervals=...): the scores that predict(level=) needs
+        scores = {f"scores.{name}": np.asarray(v, np.float64) for name, v in conformity.items() if name != "_uids"}
+        ndiv.save(scores, os.path.join(folder, CONFORMITY))
+        meta["prediction_intervals"] = {"config": fc.prediction_intervals.to_dict(), "file": CONFORMITY,
+                                        "sha256": _sha256_of(os.path.join(folder, CONFORMITY)),
+                                        "models": sorted(n for n in conformity if n != "_uids")}
     with open(os.path.join(folder, META), "w") as f:
         json.dump(meta, f, indent=1, default=_json_default)
     for name in os.listdir(folder):
@@ -418,9 +426,39 @@ def _read(cls, folder: _Folder):
     # the static features given at fit, back as a table, so predict(df) finds them as before save
     fc._static_df = None if raw.static is None else {
         raw.id_col: raw.uids, **{c: raw.static[:, j] for j, c in enumerate(raw.static_cols)}}
+    fc._conformity = None
+    pi = meta.get("prediction_intervals")
+    if pi is not None:
+        fc.prediction_intervals, fc._conformity = _read_conformity(folder, c, pi, fc, raw)
     fc._fitted = True
     fc._like = "pandas" if _has_pandas() else None
     return fc
+
+
+def _read_conformity(folder: _Folder, c: _Checker, pi, fc, raw):
+    """(PredictionIntervals, {model name: scores [n_series, n_windows, h], '_uids': ids}) of a
+    folder saved after fit(prediction_intervals=...), every part checked."""
+    from ndiv.conformal import PredictionIntervals
+    if not isinstance(pi, dict):
+        c.fail("prediction_intervals", f"must be an object, got {_short(pi)}")
+    config = c.get(pi, "config", "prediction_intervals", dict, "an object")
+    try:
+        intervals = PredictionIntervals(**config)
+    except (TypeError, ValueError) as e:
+        c.fail("prediction_intervals.config", str(e))
+    names = c.get(pi, "models", "prediction_intervals", list, "a list of model names")
+    arrays = _read_safetensors(folder, c.get(pi, "file", "prediction_intervals", str, "a file name"),
+                               c.get(pi, "sha256", "prediction_intervals", str, "a hex digest"),
+                               "prediction_intervals.file")
+    models = {str(m) for m in fc.models}
+    scores = {"_uids": raw.uids}
+    for name in names:
+        a = arrays.get(f"scores.{name}")
+        if name not in models or a is None or a.ndim != 3 or a.shape[0] != raw.n_series or a.shape[2] != fc.h:
+            c.fail("prediction_intervals.models", f"{name!r} has no scores of shape [{raw.n_series}, n_windows, "
+                                                  f"{fc.h}] in {pi['file']}")
+        scores[name] = a
+    return intervals, scores
 
 
 def _read_dataset(folder: _Folder, c: _Checker, d: dict) -> TimeSeriesDataset:

@@ -96,3 +96,20 @@ def test_mqloss_quantiles_do_not_cross_at_predict():
     order = ["MLP-lo-90", "MLP-lo-80", "MLP-lo-50", "MLP-median", "MLP-hi-50", "MLP-hi-80", "MLP-hi-90"]
     vals = np.stack([p[c] for c in order], axis=1)
     assert np.all(np.diff(vals, axis=1) >= 0)
+
+
+def test_conformal_intervals_survive_save_and_load(tmp_path):
+    fc = ndiv.Forecaster([MLP(loss=MAE(), alias="P", **KW)], freq=1)
+    fc.fit(data(), prediction_intervals=PredictionIntervals(n_windows=3, method="conformal_error"))
+    want = fc.predict(level=[80])
+    fc.save(str(tmp_path / "m"))
+    loaded = ndiv.Forecaster.load(str(tmp_path / "m"))
+    assert loaded.prediction_intervals.method == "conformal_error" and loaded.prediction_intervals.n_windows == 3
+    got = loaded.predict(level=[80])
+    for col in ("P", "P-lo-80", "P-hi-80"):
+        np.testing.assert_array_equal(np.asarray(got[col]), np.asarray(want[col]))
+    # an edited score file is named, never used
+    path = tmp_path / "m" / "conformity.safetensors"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="conformity.safetensors"):
+        ndiv.Forecaster.load(str(tmp_path / "m"))
