@@ -2,6 +2,13 @@
 
     python tools/nf_train_compare.py RNN --steps 20
     python tools/nf_train_compare.py LSTM --steps 200 --seed 2 --every 20
+    python tools/nf_train_compare.py NBEATSx --exog --kw '{"mlp_units": [[16, 16]]}'
+    python tools/nf_train_compare.py all --steps 3      # the four exogenous dense models, with --exog
+
+Models whose NF defaults draw dropout (TiDE, BiTCN, DeepNPTS) are compared with dropout=0 (see
+DETERMINISTIC): two libraries cannot draw the same dropout masks. --exog adds two synthetic
+columns to AirPassengers, one historical and one future-known, and a static feature, so the
+exogenous paths are trained too.
 
 Builds NeuralForecast's model and ndiv's with the same hyperparameters (h=12, input_size=24 on
 AirPassengers without its last 12 months), copies NF's initial weights into ndiv, then runs the
@@ -33,6 +40,25 @@ import numpy as np  # noqa: E402
 
 H, L = 12, 24
 
+# no dropout, so the two forwards are the same function (DeepNPTS keeps its BatchNorm: batch
+# statistics are deterministic)
+DETERMINISTIC = {"TiDE": dict(dropout=0.0), "BiTCN": dict(dropout=0.0), "DeepNPTS": dict(dropout=0.0),
+                 "NBEATSx": dict(dropout_prob_theta=0.0)}
+NEW_MODELS = ("TiDE", "BiTCN", "DeepNPTS", "NBEATSx")
+EXOG = dict(hist_exog_list=["trend"], futr_exog_list=["month_sin"], stat_exog_list=["level"])
+
+
+def with_exog(train_df):
+    """(df, static_df): AirPassengers plus a historical column (a scaled trend), a future-known
+    one (the month as a sine) and a static feature."""
+    import pandas as pd
+    df = train_df.copy()
+    t = np.arange(len(df), dtype=np.float64)
+    df["trend"] = t / len(df) + 0.1 * np.cos(t)
+    df["month_sin"] = np.sin(2 * np.pi * pd.to_datetime(df["ds"]).dt.month.to_numpy() / 12)
+    static = pd.DataFrame({"unique_id": df["unique_id"].unique(), "level": [0.5]})
+    return df, static
+
 
 def load_train():
     import pandas as pd
@@ -63,7 +89,9 @@ class Pair:
         from ndiv.models import MODELS
         torch.set_num_threads(1)
         self.name = name
-        kw = dict(h=H, input_size=L, max_steps=max_steps, random_seed=seed, **extra)
+        kw = dict(h=H, input_size=L, max_steps=max_steps, random_seed=seed)
+        kw.update(DETERMINISTIC.get(name, {}))
+        kw.update(extra)
         self.nf = getattr(M, name)(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
                                    logger=False, **kw)
         self.nd = MODELS[name](enable_progress_bar=False, dedupe_windows=dedupe, **kw)
@@ -78,11 +106,13 @@ class Pair:
         self.n_opt, self.n_sched = self.nd._make_optimizer()
         self.ndiv, self.torch = ndiv, torch
 
-    def setup_data(self, train_df):
+    def setup_data(self, train_df, static_df=None):
         from ndiv.data import TimeSeriesDataset, TrainWindowSampler
         import pandas as pd
-        self.ds = TimeSeriesDataset.from_df({c: train_df[c].to_numpy() for c in ("unique_id", "ds", "y")}, freq="MS")
         m = self.nd
+        exog = list(m.hist_exog_list) + list(m.futr_exog_list)
+        self.ds = TimeSeriesDataset.from_df({c: train_df[c].to_numpy() for c in ["unique_id", "ds", "y"] + exog},
+                                            freq="MS", static_df=static_df, exog_cols=exog)
         m._rng = np.random.default_rng(m.random_seed)
         self.sampler = TrainWindowSampler(
             self.ds, input_size=m.input_size, h=m.h, batch_size=m.batch_size, windows_batch_size=m.windows_batch_size,
@@ -90,12 +120,15 @@ class Pair:
         b = self.ds.batch()
         self.nf_batch = dict(temporal=self.torch.tensor(b["temporal"]), temporal_cols=pd.Index(list(b["temporal_cols"])),
                              y_idx=b["y_idx"])
+        if b["static"] is not None:
+            self.nf_batch.update(static=self.torch.tensor(b["static"]), static_cols=pd.Index(list(b["static_cols"])))
 
     def step(self):
         """One training step of both; returns a dict of the largest relative differences."""
         torch, ndiv, m, nf = self.torch, self.ndiv, self.nd, self.nf
         dedupe = m.dedupe_windows
-        batch = self.sampler.sample(scaler=m.scaler, dedupe=dedupe)
+        batch = self.sampler.sample(scaler=m.scaler, hist_exog_list=m.hist_exog_list, futr_exog_list=m.futr_exog_list,
+                                    stat_exog_list=m.stat_exog_list, dedupe=dedupe)
         idx = batch["window_idx"] if not dedupe else np.repeat(batch["window_idx"], batch["counts"].astype(int))
         # ndiv: the body of BaseModel.fit_dataset
         from ndiv.models.base import _loc_scale
@@ -104,7 +137,9 @@ class Pair:
         loss = m._loss(m.loss, out, batch, y_loc, y_scale, original=False)
         self.n_opt.zero_grad()
         loss.backward()
-        n_grads = {k: p.grad.copy() for k, p in m.named_parameters()}
+        # a parameter the loss does not reach keeps grad None (ndiv) or gets none (torch): zeros
+        n_grads = {k: np.zeros(p.shape, np.float32) if p.grad is None else np.asarray(p.grad).copy()
+                   for k, p in m.named_parameters()}
         # NF: its training_step on the same draw
         seen = {}
         orig_randint, orig_randperm = torch.randint, torch.randperm
@@ -124,13 +159,15 @@ class Pair:
             torch.randint, torch.randperm = orig_randint, orig_randperm
             type(nf).forward = orig_fwd
         t_loss.backward()
-        t_grads = {k: p.grad.detach().numpy().copy() for k, p in nf.named_parameters()}
+        t_grads = {k: np.zeros(tuple(p.shape), np.float32) if p.grad is None else p.grad.detach().numpy().copy()
+                   for k, p in nf.named_parameters()}
         d = {}
         if not dedupe:
             d["insample_y"] = rel(batch["insample_y"], seen["insample_y"])
         d["loss_nd"], d["loss_nf"] = loss.item(), t_loss.item()
         d["loss"] = abs(d["loss_nd"] - d["loss_nf"]) / abs(d["loss_nf"])
         d["grad"] = {k: rel(n_grads[k], t_grads[k]) for k in t_grads}
+        d["grad_abs"] = {k: float(np.max(np.abs(n_grads[k] - t_grads[k]), initial=0.0)) for k in t_grads}
         self.n_opt.step()
         self.n_sched.step()
         self.t_opt.step()
@@ -148,20 +185,35 @@ class Pair:
 
 
 def main():
+    import json
     p = argparse.ArgumentParser()
-    p.add_argument("model")
+    p.add_argument("model", help="a model name, or 'all' for TiDE, BiTCN, DeepNPTS and NBEATSx (with --exog)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--every", type=int, default=1, help="print every k-th step")
     p.add_argument("--dedupe", action="store_true")
     p.add_argument("--sync", action="store_true", help="copy NF's weights into ndiv after each step")
     p.add_argument("--predict", action="store_true", help="compare the forecasts of the trained models")
+    p.add_argument("--exog", action="store_true", help="add a historical, a future and a static exogenous input")
+    p.add_argument("--kw", default="{}", help="more hyperparameters as JSON, e.g. '{\"hidden_size\": 16}'")
     args = p.parse_args()
+    names = NEW_MODELS if args.model == "all" else (args.model,)
+    for name in names:
+        if len(names) > 1:
+            print(f"== {name}")
+        run(name, args, json.loads(args.kw), exog=args.exog or args.model == "all")
+
+
+def run(name, args, extra, exog=False):
     train, test = load_train()
-    pair = Pair(args.model, seed=args.seed, max_steps=args.steps, dedupe=args.dedupe)
-    pair.setup_data(train)
+    static = None
+    if exog:
+        train, static = with_exog(train)
+        extra = {**EXOG, **extra}
+    pair = Pair(name, seed=args.seed, max_steps=args.steps, dedupe=args.dedupe, **extra)
+    pair.setup_data(train, static)
     print(f"{'step':>5} {'loss nd':>10} {'loss nf':>10} {'d loss':>9} {'d input':>9} {'max d grad':>11} "
-          f"{'max d param':>11}  worst grad")
+          f"{'(abs)':>9} {'max d param':>11}  worst grad")
     for s in range(1, args.steps + 1):
         d = pair.step()
         if args.sync:
@@ -169,9 +221,13 @@ def main():
         if s % args.every == 0 or s == 1:
             wg = max(d["grad"], key=d["grad"].get)
             print(f"{s:5d} {d['loss_nd']:10.6f} {d['loss_nf']:10.6f} {d['loss']:9.2e} {d.get('insample_y', 0):9.2e} "
-                  f"{d['grad'][wg]:11.2e} {max(d['param'].values()):11.2e}  {wg}", flush=True)
+                  f"{d['grad'][wg]:11.2e} {max(d['grad_abs'].values()):9.2e} {max(d['param'].values()):11.2e}  {wg}",
+                  flush=True)
     if args.predict:
-        predict_compare(pair, train, test)
+        if exog:
+            print("--predict compares without exogenous inputs only; skipped")
+        else:
+            predict_compare(pair, train, test)
 
 
 def predict_compare(pair, train, test):
