@@ -41,13 +41,14 @@ def test_neuralforecast_is_the_forecaster_and_keeps_models():
 
 
 def test_fit_stores_prediction_intervals_and_refits_from_stored_data():
-    marker = object()  # fit keeps whatever PredictionIntervals it is given for predict to use
-    nf = NeuralForecast([mlp()], freq=1).fit(series(), prediction_intervals=marker)
-    assert nf.prediction_intervals is marker
-    first = arrays(nf.predict())["MLP"]
+    from ndiv import PredictionIntervals
+    pi = PredictionIntervals(n_windows=2)          # fit keeps it for predict(level=) to use
+    nf = NeuralForecast([mlp()], freq=1).fit(series(), prediction_intervals=pi)
+    assert nf.prediction_intervals is pi
+    fresh = arrays(NeuralForecast([mlp()], freq=1).fit(series()).predict())["MLP"]
     nf.fit(use_init_models=True)                      # df=None: the stored data, as NF
     assert nf.prediction_intervals is None
-    np.testing.assert_array_equal(arrays(nf.predict())["MLP"], first)
+    np.testing.assert_array_equal(arrays(nf.predict())["MLP"], fresh)
 
 
 def test_use_init_models_starts_again_and_a_plain_refit_continues():
