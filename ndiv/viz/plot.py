@@ -26,6 +26,19 @@ def _save(fig, path):
     return fig
 
 
+def _graphviz():
+    """The graphviz package, with the dot program it runs; ImportError naming what is missing."""
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError('draw_graph(engine="graphviz") needs the graphviz package: pip install "ndiv[graph]" '
+                          '(and the dot program: apt install graphviz), or use engine="matplotlib"') from None
+    if shutil.which("dot") is None:
+        raise ImportError('draw_graph(engine="graphviz") needs the dot program on PATH (apt install graphviz, '
+                          'brew install graphviz), or use engine="matplotlib"')
+    return graphviz
+
+
 def _graphviz_available() -> bool:
     try:
         import graphviz  # noqa: F401
@@ -49,7 +62,7 @@ def draw_graph(scalar_or_graph, path=None, model=None, collapse_modules: bool = 
     if engine not in ("auto", "graphviz", "matplotlib"):
         raise ValueError(f"engine must be 'auto', 'graphviz' or 'matplotlib', got {engine!r}")
     if engine == "graphviz" or (engine == "auto" and _graphviz_available()):
-        import graphviz
+        graphviz = _graphviz()
         src = graphviz.Source(g.to_dot(), format="png")
         if path is not None:
             with open(path, "wb") as f:

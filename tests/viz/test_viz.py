@@ -214,3 +214,31 @@ def test_cli_forecast_explain_writes_gradient_flow_and_decomposition(tmp_path, c
     assert "MLP has no decomposition or attention map" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="pass --plot PATH.png"):
         cli.main(["forecast", "--max-steps", "2", "--output", str(tmp_path / "x.csv"), "--explain"])
+
+
+def test_graphviz_engine_draws_the_same_nodes_and_edges(tmp_path):
+    pytest.importorskip("graphviz")
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("the dot program is not installed (apt install graphviz)")
+    model, (x, y) = TwoLayer(), _data()
+    with viz.record_modules(model):
+        loss = _mlp_loss(model, x, y)
+    src = viz.draw_graph(loss, tmp_path / "g.png", model=model, engine="graphviz")
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert src.source == viz.graph(loss, model=model).to_dot()
+    assert src.source.count(" -> ") == 11 and 'label="fc1.weight' in src.source
+    # dot lays out every node: its plain output lists the 12 nodes and the 11 edges
+    plain = src.pipe(format="plain").decode()
+    assert sum(line.startswith("node ") for line in plain.splitlines()) == 12
+    assert sum(line.startswith("edge ") for line in plain.splitlines()) == 11
+    collapsed = viz.draw_graph(loss, tmp_path / "c.png", model=model, collapse_modules=True, engine="graphviz")
+    assert "fc1" in collapsed.source and "fc2" in collapsed.source
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graphviz_engine_without_graphviz_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    model, (x, y) = TwoLayer(), _data()
+    with pytest.raises(ImportError, match=r'pip install "ndiv\[graph\]"'):
+        viz.draw_graph(_mlp_loss(model, x, y), engine="graphviz")
