@@ -42,8 +42,10 @@ class ProbAttention(nn.Module):
         L_K, L_Q = K.shape[2], Q.shape[2]
         index_sample = ndiv.randint(L_K, (L_Q, sample_k)).numpy()
         q, k = Q.numpy(), K.numpy()                                          # the selection needs no graph
-        k_sample = k[:, :, index_sample, :]                                  # [B, H, L_Q, sample_k, E]
-        qk_sample = np.matmul(q[:, :, :, None, :], np.swapaxes(k_sample, -2, -1))[..., 0, :]
+        if L_K <= sample_k * q.shape[-1]:   # every score in one GEMM, then the sampled ones: less than K_sample
+            qk_sample = np.take_along_axis(q @ np.swapaxes(k, -2, -1), index_sample[None, None], axis=-1)
+        else:                               # K_sample [B, H, L_Q, sample_k, E], as NF
+            qk_sample = np.einsum("bhle,bhlse->bhls", q, k[:, :, index_sample, :])
         M = qk_sample.max(-1) - qk_sample.sum(-1) / L_K                       # [B, H, L_Q]
         M_top = np.argsort(-M, axis=-1, kind="stable")[..., :n_top]          # [B, H, n_top]
         b, h = np.arange(Q.shape[0])[:, None, None], np.arange(Q.shape[1])[None, :, None]

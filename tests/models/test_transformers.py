@@ -55,6 +55,7 @@ def _both_forward(nf_model, nd_model, batch, monkeypatch, inject: bool, train=Fa
 
 
 # name, hyperparameters, exogenous sizes of the batch, inject NF's key draws
+# (Informer-3 scores its sampled keys from one full GEMM, Informer-5 and -6 gather K_sample as NF)
 NF_CASES = [
     ("VanillaTransformer", dict(h=12, input_size=24), {}, False),
     ("VanillaTransformer", dict(h=5, input_size=9, hidden_size=8, n_head=2, conv_hidden_size=6, encoder_layers=3,
