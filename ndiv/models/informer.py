@@ -9,6 +9,7 @@ import numpy as np
 import ndiv
 from ndiv import nn
 from ndiv.models._checks import BOOL, POSITIVE_INT, PROBABILITY
+from ndiv.device import array_module
 from ndiv.models.base import BaseModel
 from ndiv.models.common._attention import (AttentionLayer, ConvLayer, TransDecoder, TransDecoderLayer, TransEncoder,
                                            TransEncoderLayer)
@@ -40,15 +41,16 @@ class ProbAttention(nn.Module):
     def _prob_QK(self, Q, K, sample_k: int, n_top: int):
         """Q [B, H, L_Q, E], K [B, H, L_K, E] -> (scores of the top queries [B, H, n_top, L_K], their indices)."""
         L_K, L_Q = K.shape[2], Q.shape[2]
-        index_sample = ndiv.randint(L_K, (L_Q, sample_k)).numpy()
-        q, k = Q.numpy(), K.numpy()                                          # the selection needs no graph
+        q, k = Q.data, K.data                                                # the selection needs no graph
+        xp = array_module(q)
+        index_sample = ndiv.randint(L_K, (L_Q, sample_k), device=Q.device).data
         if L_K <= sample_k * q.shape[-1]:   # every score in one GEMM, then the sampled ones: less than K_sample
-            qk_sample = np.take_along_axis(q @ np.swapaxes(k, -2, -1), index_sample[None, None], axis=-1)
+            qk_sample = xp.take_along_axis(q @ xp.swapaxes(k, -2, -1), index_sample[None, None], axis=-1)
         else:                               # K_sample [B, H, L_Q, sample_k, E], as NF
-            qk_sample = np.einsum("bhle,bhlse->bhls", q, k[:, :, index_sample, :])
+            qk_sample = xp.einsum("bhle,bhlse->bhls", q, k[:, :, index_sample, :])
         M = qk_sample.max(-1) - qk_sample.sum(-1) / L_K                       # [B, H, L_Q]
-        M_top = np.argsort(-M, axis=-1, kind="stable")[..., :n_top]          # [B, H, n_top]
-        b, h = np.arange(Q.shape[0])[:, None, None], np.arange(Q.shape[1])[None, :, None]
+        M_top = xp.argsort(-M, axis=-1)[..., :n_top]                         # [B, H, n_top] (ties: any order)
+        b, h = xp.arange(Q.shape[0])[:, None, None], xp.arange(Q.shape[1])[None, :, None]
         Q_reduce = Q[b, h, M_top]                                            # [B, H, n_top, E]
         return Q_reduce @ K.swapaxes(-2, -1), M_top
 
@@ -68,13 +70,14 @@ class ProbAttention(nn.Module):
         u = min(self.factor * int(np.ceil(np.log(L_Q))), L_Q)
         scores, index = self._prob_QK(Q, K, sample_k=U_part, n_top=u)
         scores = scores * (self.scale or 1.0 / math.sqrt(E))
+        xp, dev = array_module(index), Q.device
         if self.mask_flag:                                                   # NF's ProbMask: key j > query index
-            future = np.arange(L_K)[None, None, None, :] > index[..., None]
-            scores = ndiv.where(ndiv.tensor(future), ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype), scores)
+            future = ndiv.tensor(xp.arange(L_K)[None, None, None, :] > index[..., None], device=dev)
+            scores = ndiv.where(future, ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype, device=dev), scores)
         attn = F.softmax(scores, dim=-1)
-        b, h = np.arange(B)[:, None, None], np.arange(H)[None, :, None]
-        context = ndiv.index_put(self._initial_context(V, L_Q), (ndiv.tensor(b), ndiv.tensor(h), ndiv.tensor(index)),
-                                 attn @ V)
+        b, h = xp.arange(B)[:, None, None], xp.arange(H)[None, :, None]
+        context = ndiv.index_put(self._initial_context(V, L_Q),
+                                 tuple(ndiv.tensor(i, device=dev) for i in (b, h, index)), attn @ V)
         return context, None
 
 

@@ -52,7 +52,7 @@ class FullAttention(nn.Module):
             q, k, v = (t.swapaxes(1, 2) for t in (queries, keys, values))      # [B, H, L|S, E|D]
             mask = None
             if self.mask_flag and attn_mask is not None:
-                mask = ndiv.tensor(_mask_array(attn_mask)[:, 0])           # NF hands SDPA mask[:, 0] as it is
+                mask = ndiv.tensor(_mask_array(attn_mask)[:, 0], device=q.device)   # NF's mask[:, 0] as it is
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                  dropout_p=self.dropout.p if self.training else 0.0, scale=scale)
             return out.swapaxes(1, 2), None                                  # [B, L, H, D]
@@ -60,7 +60,9 @@ class FullAttention(nn.Module):
         if self.mask_flag:
             L, S = scores.shape[-2:]
             mask = np.triu(np.ones((L, S), bool), 1) if attn_mask is None else _mask_array(attn_mask)
-            scores = ndiv.where(ndiv.tensor(mask), ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype), scores)
+            dev = scores.device
+            scores = ndiv.where(ndiv.tensor(mask, device=dev), ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype,
+                                                                           device=dev), scores)
         A = self.dropout(F.softmax(scores * scale, dim=-1))
         return ndiv.einsum("bhls,bshd->blhd", A, values), A
 
