@@ -11,10 +11,9 @@ from ndiv import nn
 from ndiv.models._checks import BOOL, POSITIVE_INT, PROBABILITY
 from ndiv.device import array_module
 from ndiv.models.base import BaseModel
-from ndiv.models.common._attention import (AttentionLayer, ConvLayer, TransDecoder, TransDecoderLayer, TransEncoder,
-                                           TransEncoderLayer)
+from ndiv.models.common._attention import (ACTIVATION, MULTIPLIER, AttentionLayer, ConvLayer, TransDecoder,
+                                           TransDecoderLayer, TransEncoder, TransEncoderLayer, check_encoder_decoder)
 from ndiv.models.common._embeddings import DataEmbedding, encoder_decoder_inputs
-from ndiv.models.vanillatransformer import ACTIVATION, MULTIPLIER, check_encoder_decoder
 from ndiv.nn import functional as F
 
 

@@ -2,38 +2,12 @@
 baseline (NeuralForecast's VanillaTransformer)."""
 from __future__ import annotations
 
-import math
-
 from ndiv import nn
-from ndiv.models._checks import POSITIVE_INT, PROBABILITY, Rule, is_number
+from ndiv.models._checks import POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
-from ndiv.models.common._attention import (AttentionLayer, FullAttention, TransDecoder, TransDecoderLayer,
-                                           TransEncoder, TransEncoderLayer)
+from ndiv.models.common._attention import (ACTIVATION, MULTIPLIER, AttentionLayer, FullAttention, TransDecoder,
+                                           TransDecoderLayer, TransEncoder, TransEncoderLayer, check_encoder_decoder)
 from ndiv.models.common._embeddings import DataEmbedding, encoder_decoder_inputs
-
-ACTIVATION = Rule(lambda v: v in ("relu", "gelu"), "'relu' or 'gelu'")
-MULTIPLIER = Rule(lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)")
-MAX_LEN = 5000  # the rows of PositionalEmbedding's table
-
-
-def check_encoder_decoder(model: BaseModel, hidden_size: int, n_head: int, decoder_input_size_multiplier) -> int:
-    """The checks NF's encoder-decoder transformers share (NF raises bare Exceptions or fails
-    later on these); returns label_len = ceil(input_size * decoder_input_size_multiplier)."""
-    name = type(model).__name__
-    label_len = int(math.ceil(model.input_size * decoder_input_size_multiplier))
-    if not 0 < label_len < model.input_size:
-        raise ValueError(f"{name}: decoder_input_size_multiplier={decoder_input_size_multiplier} gives a decoder "
-                         f"window of {label_len} steps for input_size={model.input_size}; it must keep between 1 "
-                         f"and input_size - 1 steps (a smaller multiplier in (0, 1), or a longer input_size)")
-    if hidden_size % 2:
-        raise ValueError(f"{name}: hidden_size must be even (the positional embedding pairs sines and cosines), "
-                         f"got {hidden_size}")
-    if n_head > hidden_size:
-        raise ValueError(f"{name}: n_head={n_head} must be at most hidden_size={hidden_size}")
-    if max(model.input_size, label_len + model.h) > MAX_LEN:
-        raise ValueError(f"{name}: the positional embedding covers {MAX_LEN} steps; input_size={model.input_size} "
-                         f"and label_len + h={label_len + model.h} must not exceed it")
-    return label_len
 
 
 class VanillaTransformer(BaseModel):
