@@ -10,6 +10,9 @@ under NF's class, module and parameter names, so both models' NF state_dicts loa
 - DecoderLayer / Decoder: self and cross correlation and feed-forward, each decomposed; the three
   trends are summed, projected by a circular Conv1d (k=3) to c_out and accumulated.
 
+And the glue both models share: `decomposition_forward` (their identical forward: the window's
+seasonal and trend parts seed the decoder), `decoder_label_len`, `check_heads`.
+
 Shapes: x [B, L, D] (D = hidden_size), cross [B, S, D], trend [B, L, c_out or 1].
 """
 from __future__ import annotations
