@@ -51,8 +51,7 @@ class AutoCorrelation(nn.Module):
         top_k = int(self.factor * math.log(L))
         if self.training:   # one set of delays for the batch: the top of the batch-mean score
             index = ndiv.topk(mean_value.detach().mean(axis=0), top_k, dim=-1)[1].numpy()
-            weights = mean_value[:, index]                                    # [B, k]
-            delays = np.broadcast_to(index, (b, top_k))
+            weights, delays = mean_value[:, index], index                     # [B, k], [k]
         else:               # per sample
             weights, delays = ndiv.topk(mean_value, top_k, dim=-1)
             delays = delays.numpy()
@@ -61,15 +60,20 @@ class AutoCorrelation(nn.Module):
 
 
 def _delay_aggregation(values, delays: np.ndarray, weights):
-    """values [B, L, H, D], delays int [B, k], weights [B, k] -> [B, L, H, D]:
-    out[b, t] = sum_i weights[b, i] values[b, (t + delays[b, i]) mod L] (torch.roll(v, -d) per
-    delay, as one gather and one batched matmul)."""
+    """values [B, L, H, D], delays int [k] (one set for the batch) or [B, k] (per sample),
+    weights [B, k] -> [B, L, H, D]: out[b, t] = sum_i weights[b, i] values[b, (t + d_i) mod L]
+    (torch.roll(v, -d) per delay), as one stack of rolled copies (batch delays: rolls, whose
+    backward is a roll) or one gather (per-sample delays), then one batched matmul."""
     b, L, H, D = values.shape
-    k = delays.shape[1]
+    k = weights.shape[1]
     v = values.reshape(b, L, H * D)
-    idx = (np.arange(L)[None, None, :] + np.asarray(delays)[:, :, None]) % L         # [B, k, L]
-    patterns = v[np.arange(b)[:, None, None], idx]                                     # [B, k, L, H*D]
-    out = weights.unsqueeze(1) @ patterns.reshape(b, k, L * H * D)                      # [B, 1, L*H*D]
+    delays = np.asarray(delays)
+    if delays.ndim == 1:
+        patterns = ndiv.stack([v.roll(-int(d), 1) for d in delays], axis=1)               # [B, k, L, H*D]
+    else:
+        idx = (np.arange(L)[None, None, :] + delays[:, :, None]) % L                       # [B, k, L]
+        patterns = v[np.arange(b)[:, None, None], idx]                                     # [B, k, L, H*D]
+    out = weights.unsqueeze(1) @ patterns.reshape(b, k, L * H * D)                          # [B, 1, L*H*D]
     return out.reshape(b, L, H, D)
 
 
