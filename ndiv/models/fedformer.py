@@ -46,6 +46,14 @@ def _mix_modes(x, weights):
     return out.permute(2, 0, 3, 1)                                   # [B, H, O, M]
 
 
+def _take_modes(x_ft, index: list):
+    """x_ft [..., F] -> x_ft[..., index] [..., M]; a run of consecutive bins (every bin, or the
+    lowest modes) as a slice, whose backward is a copy rather than a scatter-add."""
+    if index and index == list(range(index[0], index[0] + len(index))):
+        return x_ft[..., index[0]:index[0] + len(index)]
+    return x_ft[..., index]
+
+
 def _place_modes(x, positions, n_bins: int):
     """x [B, H, E, M] complex -> a spectrum [B, H, E, n_bins], zero except bins `positions`
     (NF writes into a zero spectrum)."""
@@ -72,7 +80,7 @@ class FourierBlock(nn.Module):
     def forward(self, q, k, v, mask=None):
         L = q.shape[1]
         x_ft = ndiv.fft.rfft(q.permute(0, 2, 3, 1), dim=-1)                     # [B, H, E, L//2+1]
-        out = _mix_modes(x_ft[..., self.index], self.weights1)                   # [B, H, O, M]
+        out = _mix_modes(_take_modes(x_ft, self.index), self.weights1)                   # [B, H, O, M]
         out_ft = _place_modes(out, range(len(self.index)), L // 2 + 1)
         return ndiv.fft.irfft(out_ft, n=L, dim=-1), None
 
@@ -99,8 +107,8 @@ class FourierCrossAttention(nn.Module):
 
     def forward(self, q, k, v, mask=None):
         L = q.shape[1]
-        xq_ft = ndiv.fft.rfft(q.permute(0, 2, 3, 1), dim=-1)[..., self.index_q]     # [B, H, E, Mq]
-        xk_ft = ndiv.fft.rfft(k.permute(0, 2, 3, 1), dim=-1)[..., self.index_kv]    # [B, H, E, Mk]
+        xq_ft = _take_modes(ndiv.fft.rfft(q.permute(0, 2, 3, 1), dim=-1), self.index_q)     # [B, H, E, Mq]
+        xk_ft = _take_modes(ndiv.fft.rfft(k.permute(0, 2, 3, 1), dim=-1), self.index_kv)    # [B, H, E, Mk]
         xqk_ft = (xq_ft.transpose(-1, -2) @ xk_ft).tanh()                            # [B, H, Mq, Mk]
         xqkv_ft = xk_ft @ xqk_ft.transpose(-1, -2)                                   # [B, H, E, Mq]
         xqkvw = _mix_modes(xqkv_ft, self.weights1) / self.in_channels / self.out_channels
