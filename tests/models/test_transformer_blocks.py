@@ -34,8 +34,8 @@ def _compare(nd_block, nf_block, *inputs, rtol=1e-5, atol=1e-6, grad=True, train
     nd_block.train(train)
     nf_block.train(train)
     rng = np.random.default_rng(0)
-    t_in = [torch.tensor(x, requires_grad=grad and x.dtype.kind == "f") for x in inputs]
-    n_in = [ndiv.tensor(x, requires_grad=grad and x.dtype.kind == "f") for x in inputs]
+    t_in = [None if x is None else torch.tensor(x, requires_grad=grad and x.dtype.kind == "f") for x in inputs]
+    n_in = [None if x is None else ndiv.tensor(x, requires_grad=grad and x.dtype.kind == "f") for x in inputs]
     ref, got = nf_block(*t_in), nd_block(*n_in)
     ref, got = (ref[0], got[0]) if isinstance(ref, tuple) else (ref, got)
     np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), rtol=rtol, atol=atol)
@@ -44,7 +44,7 @@ def _compare(nd_block, nf_block, *inputs, rtol=1e-5, atol=1e-6, grad=True, train
         (ref * torch.tensor(w)).sum().backward()
         (got * ndiv.tensor(w)).sum().backward()
         for t, n in zip(t_in, n_in):
-            if t.requires_grad:
+            if t is not None and t.requires_grad:
                 np.testing.assert_allclose(n.grad, t.grad.numpy(), rtol=10 * rtol, atol=10 * atol)
         nd_grads = dict(nd_block.named_parameters())
         for k, p in nf_block.named_parameters():
@@ -210,3 +210,127 @@ def test_patchtst_and_dlinear_use_the_shared_blocks():
     model = PatchTST(h=2, input_size=8, patch_len=4, stride=2, hidden_size=4, n_heads=1, linear_hidden_size=4,
                      encoder_layers=1)
     assert any(isinstance(mod, N.RevIN) for mod in model.modules())
+
+
+# -- attention and the encoder/decoder stacks -------------------------------------------------------------
+
+def _attention_pair(m, mask_flag=False, output_attention=False, hidden=8, heads=2):
+    from ndiv.models.common import _attention as A
+    nd = A.AttentionLayer(A.FullAttention(mask_flag, attention_dropout=0.0, output_attention=output_attention),
+                          hidden, heads)
+    ref = m.AttentionLayer(m.FullAttention(mask_flag, attention_dropout=0.0, output_attention=output_attention),
+                           hidden, heads)
+    return nd, ref
+
+
+@pytest.mark.parametrize("mask_flag,output_attention", [(False, False), (True, False), (False, True), (True, True)])
+def test_attention_layer_matches_nf(mask_flag, output_attention):
+    """With output_attention=False NF passes no mask, so mask_flag changes nothing (not causal);
+    with output_attention=True a missing mask under mask_flag is the causal one."""
+    import torch
+    m = _nf_modules()
+    nd, ref = _attention_pair(m, mask_flag, output_attention)
+    _load(nd, ref)
+    q, kv = _x(2, 5, 8), _x(2, 5, 8, seed=2)
+    got = _compare(nd, ref, q, kv, kv, None)
+    with torch.no_grad():
+        _, want_attn = ref(torch.tensor(q), torch.tensor(kv), torch.tensor(kv), None)
+        _, got_attn = nd(ndiv.tensor(q), ndiv.tensor(kv), ndiv.tensor(kv), None)
+    assert (got_attn is None) == (want_attn is None)
+    if want_attn is not None:
+        np.testing.assert_allclose(got_attn.numpy(), want_attn.numpy(), rtol=1e-5, atol=1e-6)
+    # causal only on the explicit path: a change to the last step moves the first step's output iff not causal
+    q2 = q.copy()
+    kv2 = kv.copy()
+    kv2[:, -1] += 1.0
+    with ndiv.no_grad():
+        moved = nd(ndiv.tensor(q2), ndiv.tensor(kv2), ndiv.tensor(kv2), None)[0].numpy()
+    assert np.allclose(moved[:, 0], got.numpy()[:, 0]) == (mask_flag and output_attention)
+
+
+def test_full_attention_runs_the_fused_kernel_on_long_windows(monkeypatch):
+    """Above F's flash threshold (64 x 64 scores) FullAttention is ndiv's fused attention, and still NF's."""
+    from ndiv.nn import functional as Fn
+    m = _nf_modules()
+    calls = []
+    real = Fn._fused
+
+    def spy():
+        calls.append(1)
+        return real()
+    monkeypatch.setattr(Fn, "_fused", spy)
+    nd, ref = _attention_pair(m, hidden=8, heads=2)
+    _load(nd, ref)
+    _compare(nd, ref, _x(2, 70, 8), _x(2, 66, 8, seed=2), _x(2, 66, 8, seed=2), None, rtol=1e-4, atol=1e-5)
+    assert calls
+
+
+def test_attention_layer_gradcheck_float64():
+    from ndiv.models.common import _attention as A
+    for output_attention in (False, True):
+        layer = A.AttentionLayer(A.FullAttention(True, attention_dropout=0.0, output_attention=output_attention),
+                                 4, 2).double()
+        rng = np.random.default_rng(4)
+        q = ndiv.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+        kv = ndiv.tensor(rng.standard_normal((2, 4, 4)), requires_grad=True)
+        params = [p for p in layer.parameters()]
+        assert ndiv.autograd.gradcheck(lambda q, kv, *_: layer(q, kv, kv, None)[0], [q, kv, *params], max_elements=24)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_conv_layer_matches_informers(train):
+    nf_ref.nf_models()
+    from neuralforecast.models.informer import ConvLayer as NFConvLayer
+
+    from ndiv.models.common._attention import ConvLayer
+    nd, ref = ConvLayer(6), NFConvLayer(6)
+    _load(nd, ref)
+    for length in (7, 8):
+        got = _compare(nd, ref, _x(3, length, 6), train=train, rtol=1e-4, atol=1e-5)
+        assert got.shape == (3, (length + 1) // 2 + 1, 6)
+    if train:   # BatchNorm's running statistics follow NF's
+        for k, v in ref.state_dict().items():
+            np.testing.assert_allclose(np.asarray(nd.state_dict()[k]), v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def _encoder_pair(m, distil, activation):
+    from ndiv.models.common import _attention as A
+    from neuralforecast.models.informer import ConvLayer as NFConvLayer
+
+    def build(mod, conv):
+        layers = [mod.TransEncoderLayer(mod.AttentionLayer(mod.FullAttention(False, attention_dropout=0.0), 8, 2), 8,
+                                        6, dropout=0.0, activation=activation) for _ in range(2)]
+        return mod.TransEncoder(layers, [conv(8)] if distil else None, norm_layer=_ln(mod, 8))
+    return build(A, A.ConvLayer), build(m, NFConvLayer)
+
+
+def _ln(mod, d):
+    import torch
+    return nn.LayerNorm(d) if mod.__name__.startswith("ndiv") else torch.nn.LayerNorm(d)
+
+
+@pytest.mark.parametrize("distil,activation", [(False, "gelu"), (True, "relu")])
+def test_trans_encoder_matches_nf(distil, activation):
+    m = _nf_modules()
+    nd, ref = _encoder_pair(m, distil, activation)
+    _load(nd, ref)
+    got = _compare(nd, ref, _x(2, 7, 8), rtol=1e-4, atol=1e-5)
+    assert got.shape == ((2, 5, 8) if distil else (2, 7, 8))
+
+
+def test_trans_decoder_matches_nf():
+    import torch
+    from ndiv.models.common import _attention as A
+    m = _nf_modules()
+
+    def build(mod):
+        layers = [mod.TransDecoderLayer(mod.AttentionLayer(mod.FullAttention(True, attention_dropout=0.0), 8, 2),
+                                        mod.AttentionLayer(mod.FullAttention(False, attention_dropout=0.0), 8, 2),
+                                        8, None, dropout=0.0, activation="gelu") for _ in range(2)]
+        proj = nn.Linear(8, 3) if mod is A else torch.nn.Linear(8, 3)
+        return mod.TransDecoder(layers, norm_layer=_ln(mod, 8), projection=proj)
+    nd, ref = build(A), build(m)
+    assert nd.layers[0].conv1.weight.shape == (32, 8, 1)                  # conv_hidden_size None: 4 * hidden
+    _load(nd, ref)
+    got = _compare(nd, ref, _x(2, 6, 8), _x(2, 4, 8, seed=2), rtol=1e-4, atol=1e-5)
+    assert got.shape == (2, 6, 3)
