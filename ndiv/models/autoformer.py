@@ -112,6 +112,11 @@ class Autoformer(BaseModel):
         super().__init__(h=h, input_size=input_size, **kwargs)
         self.label_len = decoder_label_len(type(self).__name__, input_size, decoder_input_size_multiplier)
         check_heads(type(self).__name__, hidden_size, n_head)
+        for what, length in (("input_size", input_size), ("label_len + h", self.label_len + self.h)):
+            if int(factor * math.log(length)) > 2 * (length // 2):    # top_k delays of 2 (L // 2) scores
+                raise ValueError(f"Autoformer: factor={factor!r} asks for int(factor * ln {length}) = "
+                                 f"{int(factor * math.log(length))} delays of a {what} = {length} step sequence, "
+                                 f"which has {2 * (length // 2)}; lower factor")
         self.c_out = self.loss.outputsize_multiplier
         self.output_attention = False
         self.enc_in = self.dec_in = 1

@@ -152,6 +152,7 @@ def test_fit_predict_save_load(name, tmp_path):
     (lambda: Autoformer(h=4, input_size=8, activation="ReLU"), "activation must be 'relu' or 'gelu'"),
     (lambda: Autoformer(h=4, input_size=8, hidden_size=2, n_head=4), "hidden_size must be at least n_head"),
     (lambda: Autoformer(h=4, input_size=8, dropout=1.5), "dropout must be a probability"),
+    (lambda: Autoformer(h=1, input_size=4), "factor=3 asks for int\\(factor \\* ln 3\\) = 3 delays"),
     (lambda: Autoformer(h=4, input_size=8, hist_exog_list=["x"]), "does not support hist exogenous"),
 ])
 def test_errors_name_the_option(make, match):
