@@ -37,6 +37,8 @@ TINY = dict(MLP=dict(hidden_size=8, num_layers=1), DLinear=dict(moving_avg_windo
             DeepNPTS=dict(hidden_size=8, n_layers=1), NBEATSx=dict(mlp_units=[[8, 8]]))
 TINY.update(VanillaTransformer=dict(hidden_size=8, n_head=2, conv_hidden_size=8),
             Informer=dict(hidden_size=8, n_head=2, conv_hidden_size=8))   # factor 3 keeps every query here
+TINY.update(Autoformer=dict(hidden_size=8, n_head=2, conv_hidden_size=4, MovingAvg_window=5),
+            FEDformer=dict(hidden_size=16, conv_hidden_size=4, MovingAvg_window=5, modes=3))
 
 
 @pytest.fixture(autouse=True)
