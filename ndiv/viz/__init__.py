@@ -10,9 +10,9 @@
 The data functions need only NumPy; the plot functions need matplotlib (pip install "ndiv[plot]").
 """
 from ndiv.viz.graph import Graph, graph, record_modules
-from ndiv.viz.interpret import attention, decomposition
+from ndiv.viz.interpret import attention, decomposition, tft_interpretation
 from ndiv.viz.plot import draw_graph, plot_attention, plot_decomposition, plot_gradient_flow
 from ndiv.viz.recorder import GradientRecorder
 
 __all__ = ["Graph", "graph", "record_modules", "draw_graph", "GradientRecorder", "plot_gradient_flow",
-           "decomposition", "plot_decomposition", "attention", "plot_attention"]
+           "decomposition", "plot_decomposition", "attention", "plot_attention", "tft_interpretation"]
