@@ -250,3 +250,18 @@ def test_errors_name_the_option(make, match):
 def test_registered():
     assert MODELS["TFT"] is TFT is ndiv.models.TFT
     assert TFT(h=4, input_size=8, hidden_size=8, n_head=2)._has_sample_randomness()   # dropout 0.1: no dedupe
+
+
+def test_cli_explain_writes_the_importances_picture(tmp_path, capsys):
+    """`ndiv forecast --model TFT --plot p.png --explain` (its _explain step on a tiny fit)."""
+    pytest.importorskip("matplotlib")
+    from ndiv import cli, viz
+    train, _ = nf_ref.air_passengers()
+    model = TFT(**TINY_FIT)
+    rec = viz.GradientRecorder(model)
+    fc = ndiv.Forecaster([model], freq="MS").fit(train)
+    rec.remove()
+    cli._explain(str(tmp_path / "p.png"), fc, rec)
+    for name in ("p_gradients.png", "p_importances.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
+    assert "wrote" in capsys.readouterr().out
