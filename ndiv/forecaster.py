@@ -616,12 +616,17 @@ class Forecaster:
         cols["mean"] = att.mean(0)
         return self._interpretation_frame(cols)
 
-    def decomposition(self, model=None):
+    def decomposition(self, model=None, futr_df=None):
         """An NHITS, NBEATS or NBEATSx forecast split into its parts, in the data's units: per series
         and forecast date, 'level' (the last value), one column per stack (e.g. 'stack 0 (trend)')
-        and the model's point forecast = level + the stacks (the median's parts with MQLoss)."""
-        from ndiv.viz.interpret import decomposition
-        r = decomposition(self, model)
+        and the model's point forecast = level + the stacks (the median's parts with MQLoss).
+        model: index, alias or the model (default the first); futr_df: as for predict."""
+        from ndiv.viz.interpret import _pick, decomposition
+        m = _pick(self, model)
+        if getattr(m.loss, "is_distribution_output", False):
+            raise ValueError(f"{m}: decomposition() splits point forecasts (and MQLoss quantiles); with "
+                             f"{type(m.loss).__name__} the stacks add up distribution parameters, not a forecast")
+        r = decomposition(self, m, futr_df)
         k = r["stacks"].shape[-1] // 2                          # the middle output: the median of MQLoss
         h = r["level"].shape[1]
         id_col, time_col, _ = self._column_names()

@@ -54,11 +54,11 @@ def _encoded(forecaster, futr_df):
     return encode_frame(futr_df, forecaster._categories, "futr_df")
 
 
-def decomposition(forecaster, model=None) -> dict:
+def decomposition(forecaster, model=None, futr_df=None) -> dict:
     """Per-stack forecasts of an NHITS, NBEATS or NBEATSx model in the data's units.
 
     forecaster: a fitted ndiv.Forecaster; model: which of its models (index, alias or the model;
-    default the first). Returns {'unique_id': [S], 'ds': [S * h], 'level': [S, h, n_out] (the
+    default the first); futr_df: as for predict (NBEATSx with futr_exog_list). Returns {'unique_id': [S], 'ds': [S * h], 'level': [S, h, n_out] (the
     last value, NHITS/NBEATS's start), 'stacks': [n_stacks, S, h, n_out] (the sum of each stack's
     block forecasts), 'forecast': [S, h, n_out] = level + stacks.sum(0)} (with a local scaler, in
     the scaled units). Raises ValueError for a model without stacks.
@@ -70,7 +70,7 @@ def decomposition(forecaster, model=None) -> dict:
     n_blocks = _n_blocks(m)
     for s, n in enumerate(n_blocks):
         stack_of += [s] * n
-    batches, uid, dates = _last_windows(forecaster, m)
+    batches, uid, dates = _last_windows(forecaster, m, futr_df)
     levels, stacks = [], []
     captured = []
     handles = [b.register_forward_hook(lambda mod, args, out: captured.append(to_device(out[1].data, "cpu")))

@@ -265,3 +265,35 @@ def test_cli_explain_writes_the_importances_picture(tmp_path, capsys):
     for name in ("p_gradients.png", "p_importances.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
     assert "wrote" in capsys.readouterr().out
+
+
+def test_decomposition_with_future_exogenous_and_without_pandas(monkeypatch):
+    """NBEATSx with an exogenous stack takes futr_df as predict does; without pandas the frames are
+    dicts of arrays (the library's array form)."""
+    from ndiv import forecaster as fc_module
+    from ndiv.models import NBEATSx
+    train, _, futr, _ = _air_with_exog()
+    train = {k: v for k, v in train.items() if k != "x"}
+    model = NBEATSx(h=12, input_size=24, max_steps=2, mlp_units=[[8, 8]], stack_types=["exogenous", "identity"],
+                    n_blocks=[1, 1], futr_exog_list=["f"], enable_progress_bar=False)
+    fc = ndiv.Forecaster([model], freq="MS").fit(train)
+    monkeypatch.setattr(fc_module, "_has_pandas", lambda: False)
+    dec = fc.decomposition(futr_df=futr)
+    assert isinstance(dec, dict) and list(dec) == ["unique_id", "ds", "level", "stack 0 (exogenous)",
+                                                  "stack 1 (identity)", "NBEATSx"]
+    np.testing.assert_allclose(dec["level"] + dec["stack 0 (exogenous)"] + dec["stack 1 (identity)"], dec["NBEATSx"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(dec["NBEATSx"], np.asarray(fc.predict(futr_df=futr)["NBEATSx"]), rtol=1e-4)
+    with pytest.raises(ValueError, match="futr_df"):
+        fc.decomposition()
+
+
+@pytest.mark.parametrize("loss,columns", [(MQLoss(level=[80]), ["TFT-median", "TFT-lo-80", "TFT-hi-80"]),
+                                          (("DistributionLoss", "Normal"), ["TFT", "TFT-median", "TFT-lo-80", "TFT-hi-80"])])
+def test_forecaster_probabilistic_outputs(loss, columns):
+    train, _ = nf_ref.air_passengers()
+    fc = ndiv.Forecaster([TFT(loss=_nd_loss(loss), **TINY_FIT)], freq="MS").fit(train)
+    pred = fc.predict()
+    assert list(pred) == ["unique_id", "ds", *columns]
+    lo, hi = np.asarray(pred["TFT-lo-80"]), np.asarray(pred["TFT-hi-80"])
+    assert np.isfinite(lo).all() and (lo <= hi).all()
