@@ -49,7 +49,8 @@ class GRN(nn.Module):
     step of a [B, T, ...]) -> LayerNorm(GLU(dropout(lin_i(act(lin_a(a) + lin_c(c))))) + skip(a))
     [..., output_size or input_size]; skip is out_proj when output_size is given, else the identity."""
 
-    def __init__(self, input_size, hidden_size, output_size=None, context_hidden_size=None, dropout=0, activation="ELU"):
+    def __init__(self, input_size, hidden_size, output_size=None, context_hidden_size=None, dropout=0,
+                 activation="ELU"):
         super().__init__()
         self.layer_norm = MaybeLayerNorm(output_size, hidden_size, eps=1e-3)
         self.lin_a = nn.Linear(input_size, hidden_size)
@@ -290,7 +291,8 @@ class TFT(BaseModel):
             raise ValueError(f"TFT: hidden_size={hidden_size} must be a multiple of n_head={n_head}")
         self.hidden_size, self.n_head, self.tgt_size = hidden_size, n_head, tgt_size
         self.attn_dropout, self.dropout, self.grn_activation = attn_dropout, dropout, grn_activation
-        self.n_rnn_layers, self.rnn_type, self.one_rnn_initial_state = n_rnn_layers, rnn_type.lower(), one_rnn_initial_state
+        self.n_rnn_layers, self.rnn_type = n_rnn_layers, rnn_type.lower()
+        self.one_rnn_initial_state = one_rnn_initial_state
         self.example_length = input_size + h
         futr_size = max(self.futr_exog_size, 1)          # the repeated last y when there is no futr exog
         self.embedding = TFTEmbedding(hidden_size=hidden_size, stat_input_size=self.stat_exog_size,

@@ -288,8 +288,9 @@ def test_decomposition_with_future_exogenous_and_without_pandas(monkeypatch):
         fc.decomposition()
 
 
-@pytest.mark.parametrize("loss,columns", [(MQLoss(level=[80]), ["TFT-median", "TFT-lo-80", "TFT-hi-80"]),
-                                          (("DistributionLoss", "Normal"), ["TFT", "TFT-median", "TFT-lo-80", "TFT-hi-80"])])
+@pytest.mark.parametrize("loss,columns", [
+    (MQLoss(level=[80]), ["TFT-median", "TFT-lo-80", "TFT-hi-80"]),
+    (("DistributionLoss", "Normal"), ["TFT", "TFT-median", "TFT-lo-80", "TFT-hi-80"])])
 def test_forecaster_probabilistic_outputs(loss, columns):
     train, _ = nf_ref.air_passengers()
     fc = ndiv.Forecaster([TFT(loss=_nd_loss(loss), **TINY_FIT)], freq="MS").fit(train)
