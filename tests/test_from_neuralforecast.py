@@ -39,6 +39,7 @@ TINY.update(VanillaTransformer=dict(hidden_size=8, n_head=2, conv_hidden_size=8)
             Informer=dict(hidden_size=8, n_head=2, conv_hidden_size=8))   # factor 3 keeps every query here
 TINY.update(Autoformer=dict(hidden_size=8, n_head=2, conv_hidden_size=4, MovingAvg_window=5),
             FEDformer=dict(hidden_size=16, conv_hidden_size=4, MovingAvg_window=5, modes=3))
+TINY.update(TFT=dict(hidden_size=8, n_head=2, windows_batch_size=16))
 
 
 @pytest.fixture(autouse=True)

@@ -21,9 +21,9 @@ from ndiv.models.vanillatransformer import VanillaTransformer
 from ndiv.models.informer import Informer
 from ndiv.models.autoformer import Autoformer
 from ndiv.models.fedformer import FEDformer
+from ndiv.models.tft import TFT
 
 MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
-MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer)})
-MODELS.update({cls.__name__: cls for cls in (Autoformer, FEDformer)})
+MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer, Autoformer, FEDformer, TFT)})
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

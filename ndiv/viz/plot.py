@@ -188,3 +188,34 @@ def plot_attention(att: dict, path=None, row: int = 0):
     fig.suptitle(f"{att['model']}: attention over patches (rows attend to columns)", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_tft(interp: dict, path=None, series: int | None = None):
+    """A TFT's variable importances (past, future, static: mean weight per input) and the attention
+    each forecast step gives to the steps of its window (mean over heads and forecast steps).
+
+    interp: from ndiv.viz.tft_interpretation; series: one series' row (default: the mean over all)."""
+    plt = _plt()
+    rows = slice(None) if series is None else slice(series, series + 1)
+    bars = [("past inputs", interp["past_names"], interp["past"][rows].mean(axis=(0, 1)))]
+    if interp["future_names"] != ["repeated_target"]:
+        bars.append(("future inputs", interp["future_names"], interp["future"][rows].mean(axis=(0, 1))))
+    if interp["static"] is not None:
+        bars.append(("static inputs", interp["static_names"], interp["static"][rows].mean(0)))
+    L, h = interp["input_size"], interp["h"]
+    att = interp["attention"][rows].mean(axis=(0, 1))[L:].mean(0)                # [L + h]
+    fig, axes = plt.subplots(1, len(bars) + 1, figsize=(3.2 * len(bars) + 6, 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * len(bars) + [2]})
+    for ax, (title, names, w) in zip(axes[0], bars):
+        ax.barh(np.arange(len(names)), w, color="C0")
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set(xlim=(0, 1), title=f"{title}: importance")
+    ax = axes[0, -1]
+    steps = np.arange(-L + 1, h + 1)
+    ax.bar(steps, att, color=np.where(steps <= 0, "C1", "C2"), width=0.9)
+    ax.axvline(0.5, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="step of the window (1 = first forecast step)", ylabel="attention",
+           title=f"{interp['model']}: attention of the forecast steps")
+    fig.tight_layout()
+    return _save(fig, path)
