@@ -55,14 +55,14 @@ def _smollm_tokenizer(folder: str):
     return hf
 
 
-def tiny_gpt2(folder: str, n_positions: int = 256):
-    """A 2-layer GPT-2 (d 64, 4 heads, no dropout) and its tokenizer saved to folder; returns the torch model."""
+def tiny_gpt2(folder: str, n_positions: int = 256, n_embd: int = 64):
+    """A 2-layer GPT-2 (d n_embd, 4 heads, no dropout) and its tokenizer saved to folder; returns the torch model."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
     tok = _gpt2_tokenizer(folder)
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=len(tok), n_positions=n_positions,
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=n_embd, n_head=4, vocab_size=len(tok), n_positions=n_positions,
                                   resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                                   bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     model = transformers.GPT2Model(cfg).eval()
