@@ -3,6 +3,8 @@ with single digits) on TimeLLM prompts and random strings; padding as NF's TimeL
 Skips without transformers/tokenizers (test-only dependencies)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,15 @@ def test_errors_name_the_problem():
         tok.encode("ab")
     with pytest.raises(ValueError, match="no eos token to pad with"):
         tok(["a"])
+
+
+def test_without_the_regex_package_ascii_prompts_tokenize_the_same(pair, monkeypatch):
+    """`regex` (for \\p{L}, \\p{N}) is optional: the standard library's classes give the same
+    pre-tokens on ASCII text, which is all a TimeLLM prompt holds."""
+    hf, ours, _ = pair
+    monkeypatch.setitem(sys.modules, "regex", None)
+    folder = hf.name_or_path
+    plain = BPETokenizer.from_folder(folder)
+    assert plain._pre.__class__.__module__ == "re"
+    for t in tiny_llm.corpus(10, seed=7) + ["It's 12.5 apples; they'll cost $3!"]:
+        assert plain.encode(t) == ours.encode(t) == hf(t).input_ids, t
