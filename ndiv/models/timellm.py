@@ -148,6 +148,9 @@ class TimeLLM(BaseModel):
             if not isinstance(loss, BasePointLoss) or loss.outputsize_multiplier != 1:
                 raise ValueError(f"TimeLLM: {which}={type(loss).__name__}() is not supported; TimeLLM (as NF's) "
                                  "takes point losses only (MAE, MSE, RMSE, MAPE, SMAPE, MASE, HuberLoss, ...)")
+        if self.device != "cpu":
+            raise ValueError(f"TimeLLM: device={self.device!r} is not supported yet; the LLM backbones run "
+                             "on the CPU (device='cpu')")
         if llm_config is not None or llm_tokenizer is not None:
             raise ValueError("TimeLLM: llm_config and llm_tokenizer are deprecated in NF and not read by ndiv; "
                              "pass llm= a folder or .gguf file that holds the config and the tokenizer")

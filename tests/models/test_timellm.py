@@ -188,6 +188,7 @@ def test_forecaster_fit_predict_save_load(folders, tmp_path):
     (dict(d_llm=4096), ValueError, "d_llm=4096 differs from the LLM's width 64"),
     (dict(input_size=4, patch_len=16), ValueError, "input_size .4. gives no patch"),
     (dict(stride=0), ValueError, "stride must be a positive integer"),
+    (dict(device="cuda"), ValueError, "device='cuda' is not supported yet"),
     (dict(llm="no/such-folder"), FileNotFoundError, "does not download from the Hugging Face hub"),
 ])
 def test_errors_name_the_option(folders, kw, error, match):
