@@ -47,16 +47,22 @@ def bytes_to_unicode() -> dict:
 class BPETokenizer:
     """Byte-level BPE. vocab: token string -> id; merges: ["a b", ...] (or pairs) in rank order;
     special: tokens matched verbatim before pre-tokenisation; split_digits: SmolLM's rule (each
-    digit its own pre-token); eos_token: the pad token.
+    digit its own pre-token); add_prefix_space: ByteLevel's option (a space before each text
+    segment that does not start with one); eos_token: the pad token.
 
     __call__(texts, max_length=2048) -> input_ids [B, T] int64, right-padded with eos.
     """
 
-    def __init__(self, vocab: dict, merges, special=(), split_digits: bool = False, eos_token: str | None = None):
+    def __init__(self, vocab: dict, merges, special=(), split_digits: bool = False, eos_token: str | None = None,
+                 add_prefix_space: bool = False):
         self.vocab = dict(vocab)
         self.ranks = {tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m): i for i, m in enumerate(merges)}
         self.special = sorted({s for s in special if s in self.vocab}, key=len, reverse=True)
         self.split_digits = split_digits
+        if add_prefix_space and split_digits:
+            raise ValueError("BPETokenizer: add_prefix_space with split_digits is not supported (HF adds the space "
+                             "to every digit piece)")
+        self.add_prefix_space = add_prefix_space
         if eos_token is not None and eos_token not in self.vocab:
             raise ValueError(f"BPETokenizer: eos_token {eos_token!r} is not in the vocabulary")
         self.eos_token = eos_token
@@ -90,8 +96,9 @@ class BPETokenizer:
             for t in tj.get("added_tokens", []):
                 vocab.setdefault(t["content"], t["id"])
                 special.append(t["content"])
-            return cls(vocab, model["merges"], special, split_digits=_has_digit_split(tj.get("pre_tokenizer")),
-                       eos_token=eos)
+            pre = tj.get("pre_tokenizer")
+            return cls(vocab, model["merges"], special, split_digits=_has_digit_split(pre), eos_token=eos,
+                       add_prefix_space=_has_prefix_space(pre))
         vocab_path, merges_path = os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
         if not (os.path.exists(vocab_path) and os.path.exists(merges_path)):
             raise FileNotFoundError(f"BPETokenizer: {folder!r} has neither tokenizer.json nor vocab.json + merges.txt")
@@ -154,6 +161,8 @@ class BPETokenizer:
             if seg in self.special:
                 ids.append(self.vocab[seg])
                 continue
+            if self.add_prefix_space and not seg.startswith(" "):
+                seg = " " + seg
             for piece in self._pieces(seg):
                 mapped = "".join(self._byte[b] for b in piece.encode("utf-8"))
                 for tok in self._bpe(mapped):
@@ -184,6 +193,14 @@ def _split_keep(text: str, sep: str) -> list:
         if part:
             out.append(part)
     return out
+
+
+def _has_prefix_space(pre) -> bool:
+    if not pre:
+        return False
+    if pre.get("type") == "ByteLevel":
+        return bool(pre.get("add_prefix_space"))
+    return any(_has_prefix_space(p) for p in pre.get("pretokenizers", []))
 
 
 def _has_digit_split(pre) -> bool:

@@ -22,13 +22,15 @@ def random_strings(n: int, seed: int) -> list:
     return ["".join(rng.choice(ALPHABET, size=int(rng.integers(1, 40)))) for _ in range(n)]
 
 
-@pytest.fixture(scope="module", params=["gpt2", "smollm"])
+@pytest.fixture(scope="module", params=["gpt2", "smollm", "prefix-space"])
 def pair(request, tmp_path_factory):
     pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
     from transformers import AutoTokenizer
     folder = str(tmp_path_factory.mktemp(request.param))
-    (tiny_llm._gpt2_tokenizer if request.param == "gpt2" else tiny_llm._smollm_tokenizer)(folder)
+    make = dict(gpt2=tiny_llm._gpt2_tokenizer, smollm=tiny_llm._smollm_tokenizer,
+                **{"prefix-space": lambda f: tiny_llm._gpt2_tokenizer(f, add_prefix_space=True)})
+    make[request.param](folder)
     return AutoTokenizer.from_pretrained(folder), BPETokenizer.from_folder(folder), request.param
 
 

@@ -29,10 +29,10 @@ def corpus(n: int = 60, seed: int = 0) -> list:
     return out
 
 
-def _gpt2_tokenizer(folder: str):
+def _gpt2_tokenizer(folder: str, add_prefix_space: bool = False):
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
-    tok = ByteLevelBPETokenizer()
+    tok = ByteLevelBPETokenizer(add_prefix_space=add_prefix_space)
     tok.train_from_iterator(corpus(), vocab_size=VOCAB, special_tokens=[EOS], show_progress=False)
     tok.save_model(folder)   # vocab.json + merges.txt too (GPT-2's slow-tokenizer files)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok._tokenizer, eos_token=EOS, bos_token=EOS)
