@@ -169,7 +169,7 @@ def cmd_forecast(args) -> int:
     recorder = None
     if args.explain:
         from ndiv.viz import GradientRecorder
-        recorder = GradientRecorder(model)
+        recorder = GradientRecorder(model, every=max(1, args.max_steps // 100))   # about 100 points
     t0 = time.perf_counter()
     fc.fit(train)
     if recorder is not None:

@@ -3,7 +3,7 @@
 - graph(loss, model=None, backward=False) -> Graph (plain nodes/edges, .to_dot(), .collapse())
 - record_modules(model): a `with` block that tags ops by the module that ran them
 - draw_graph(loss_or_graph, path=None, collapse_modules=False): graphviz if installed, else matplotlib
-- GradientRecorder(model): per-layer |grad| and update/weight ratios at every backward
+- GradientRecorder(model, every=10): per-layer |grad| and update/weight ratios every k-th backward
 - plot_gradient_flow(recorder), decomposition(fc) / plot_decomposition(...) for NHITS/NBEATS,
   attention(fc) / plot_attention(...) for PatchTST
 

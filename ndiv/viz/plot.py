@@ -26,6 +26,19 @@ def _save(fig, path):
     return fig
 
 
+def _graphviz():
+    """The graphviz package, with the dot program it runs; ImportError naming what is missing."""
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError('draw_graph(engine="graphviz") needs the graphviz package: pip install "ndiv[graph]" '
+                          '(and the dot program: apt install graphviz), or use engine="matplotlib"') from None
+    if shutil.which("dot") is None:
+        raise ImportError('draw_graph(engine="graphviz") needs the dot program on PATH (apt install graphviz, '
+                          'brew install graphviz), or use engine="matplotlib"')
+    return graphviz
+
+
 def _graphviz_available() -> bool:
     try:
         import graphviz  # noqa: F401
@@ -49,7 +62,7 @@ def draw_graph(scalar_or_graph, path=None, model=None, collapse_modules: bool = 
     if engine not in ("auto", "graphviz", "matplotlib"):
         raise ValueError(f"engine must be 'auto', 'graphviz' or 'matplotlib', got {engine!r}")
     if engine == "graphviz" or (engine == "auto" and _graphviz_available()):
-        import graphviz
+        graphviz = _graphviz()
         src = graphviz.Source(g.to_dot(), format="png")
         if path is not None:
             with open(path, "wb") as f:
@@ -113,17 +126,18 @@ def plot_gradient_flow(recorder, path=None, per_layer: bool = True, depth: int |
     depth: group by the first `depth` parts of the names (2 for NHITS: one line per block)."""
     plt = _plt()
     norms = recorder.grad_norms(per_layer, depth)
+    steps = np.asarray(recorder.step_index) + 1                  # 1-based, the recorded backwards
     panels = 2 if recorder.ratios and recorder.updates else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for i, (name, v) in enumerate(norms.items()):
         c = cmap(i / max(len(norms) - 1, 1))
-        axes[0, 0].plot(np.arange(1, len(v) + 1), v, color=c, lw=1, label=name or "(model)")
+        axes[0, 0].plot(steps, v, color=c, lw=1, label=name or "(model)")
     axes[0, 0].set(yscale="log", xlabel="step", ylabel="|grad| per layer", title=title or "gradient norms")
     if panels == 2:
         for i, (name, v) in enumerate(recorder.update_ratios(per_layer, depth).items()):
             c = cmap(i / max(len(norms) - 1, 1))
-            axes[0, 1].plot(np.arange(2, len(v) + 2), v, color=c, lw=1)
+            axes[0, 1].plot(steps[steps > 1], v, color=c, lw=1)
         axes[0, 1].axhline(1e-3, color="r", ls=":", lw=1)
         axes[0, 1].set(yscale="log", xlabel="step", ylabel="|update| / |weight|", title="update / weight ratio")
     if len(norms) <= 12:
