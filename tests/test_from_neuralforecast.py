@@ -88,7 +88,9 @@ def assert_same(got, ref, columns=None):
         np.testing.assert_allclose(got[c].to_numpy(), ref[c].to_numpy(), rtol=1e-4, atol=1e-4, err_msg=c)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# TimeLLM needs a local LLM folder (NF would download GPT-2): tests/models/test_timellm.py builds
+# tiny ones and checks NF parity there
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"TimeLLM"}))
 def test_every_model_forecasts_as_neuralforecast(name, tmp_path):
     ref, _, _ = fit_save([nf_model(name)], tmp_path)
     fc = ndiv.Forecaster.load(tmp_path)
