@@ -37,7 +37,7 @@ def _need(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{module} is not installed; it is needed here: pip install 'ndiv[{extra}]'") from e
+        raise ImportError(f'{module} is not installed; it is needed here: pip install "ndiv[{extra}]"') from e
 
 
 def set_worker_threads(n: int) -> None:

@@ -29,7 +29,7 @@ def _optuna():
     try:
         import optuna
     except ImportError as e:
-        raise ImportError("ndiv.auto's hyperparameter search needs optuna: pip install 'ndiv[auto]'") from e
+        raise ImportError('ndiv.auto\'s hyperparameter search needs optuna: pip install "ndiv[auto]"') from e
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
