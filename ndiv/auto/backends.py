@@ -21,7 +21,10 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
+import uuid
 from dataclasses import dataclass
 
 
@@ -71,17 +74,22 @@ class Backend:
 
 
 # -- local processes -------------------------------------------------------------------------------
-_WORKER_DATA = None
+_WORKER_DATA: dict = {}   # in a worker: {handle: data}, the last few scattered
 
 
-def _local_init(data, threads):
-    global _WORKER_DATA
+def _local_init(threads):
     set_worker_threads(threads)
-    _WORKER_DATA = data
 
 
-def _local_call(fn, task):
-    return fn(_WORKER_DATA, task)
+def _local_call(fn, handle, task):
+    key, path = handle
+    if key not in _WORKER_DATA:               # once per worker and handle
+        with open(path, "rb") as f:
+            data = pickle.load(f)             # a file this backend wrote, never a user's
+        while len(_WORKER_DATA) >= 2:
+            _WORKER_DATA.pop(next(iter(_WORKER_DATA)))
+        _WORKER_DATA[key] = data
+    return fn(_WORKER_DATA[key], task)
 
 
 @contextlib.contextmanager
@@ -104,11 +112,12 @@ def _main_hidden():
 
 
 class LocalBackend(Backend):
-    """Worker processes on this machine (spawned: a clean interpreter, no forked thread pools).
+    """Worker processes on this machine (spawned: a clean interpreter, no forked thread pools),
+    started at the first map and kept until close(), so one LocalBackend serves many searches.
 
     n_workers: default os.cpu_count(); threads per worker: cores // n_workers (at least 1).
-    The data go to each worker once, when its process starts; a pool whose worker dies is
-    restarted and the unfinished tasks run again (up to `retries` times each)."""
+    scatter writes the data once to a temporary file that each worker reads once; a pool whose
+    worker dies is restarted and the unfinished tasks run again (up to `retries` times each)."""
 
     def __init__(self, n_workers: int | None = None, threads: int | None = None, retries: int = 2):
         cores = os.cpu_count() or 1
@@ -117,30 +126,31 @@ class LocalBackend(Backend):
             raise ValueError(f"LocalBackend: n_workers must be >= 1, got {n_workers!r}")
         self.threads = int(threads or max(1, cores // self.n_workers))
         self.retries = retries
-        self._pools: dict = {}
+        self._pool = None
+        self._files: dict = {}
 
     def scatter(self, data):
-        key = len(self._pools)
-        self._pools[key] = [data, None]
-        return key
+        fd, path = tempfile.mkstemp(prefix="ndiv-scatter-", suffix=".pkl")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        handle = (uuid.uuid4().hex, path)
+        self._files[handle[0]] = path
+        return handle
 
-    def _pool(self, key):
-        entry = self._pools[key]
-        if entry[1] is None:
-            pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=_local_init, initargs=(entry[0], self.threads))
-            entry[1] = pool
-
-        return entry[1]
+    def _executor(self):
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_local_init, initargs=(self.threads,))
+        return self._pool
 
     def map(self, fn, handle, tasks: list) -> list:
         out: list = [None] * len(tasks)
         attempts = [0] * len(tasks)
         todo = list(range(len(tasks)))
         while todo:
-            pool = self._pool(handle)
+            pool = self._executor()
             with _main_hidden():        # submit spawns the workers: without re-running the user's script
-                futures = {pool.submit(_local_call, fn, tasks[i]): i for i in todo}
+                futures = {pool.submit(_local_call, fn, handle, tasks[i]): i for i in todo}
             todo = []
             broken = False
             for fut in cf.as_completed(futures):
@@ -155,18 +165,21 @@ class LocalBackend(Backend):
                     else:
                         todo.append(i)
             if broken:
-                self._pools[handle][1].shutdown(wait=False, cancel_futures=True)
-                self._pools[handle][1] = None
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
         return out
 
     def release(self, handle) -> None:
-        pool = self._pools.pop(handle, [None, None])[1]
-        if pool is not None:
-            pool.shutdown(wait=True)
+        path = self._files.pop(handle[0], None)
+        if path is not None and os.path.exists(path):
+            os.remove(path)
 
     def close(self) -> None:
-        for key in list(self._pools):
-            self.release(key)
+        for key in list(self._files):
+            self.release((key, None))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 class InProcessBackend(Backend):
@@ -205,7 +218,7 @@ class DaskBackend(Backend):
         self.threads = {addr: max(1, (cores.get(addr) or 1) // slots[w.get("host")]) for addr, w in workers.items()}
 
     def scatter(self, data):
-        return self.client.scatter(data, broadcast=True, hash=False)
+        return self.client.scatter([data], broadcast=True, hash=False)[0]   # one future (a dict would be split)
 
     def map(self, fn, handle, tasks: list) -> list:
         threads = min(self.threads.values()) if self.threads else 1

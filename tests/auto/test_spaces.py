@@ -4,6 +4,7 @@ and ndiv importable without optuna / dask / ray."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import os
@@ -39,6 +40,7 @@ class _Tune:
         return spaces.quniform(lower, upper, q)
 
 
+@functools.lru_cache(maxsize=1)
 def _nf_spaces(source: str) -> dict:
     """{model: (default_config, get_default_config source)} of every NF Auto class."""
     out = {}
