@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import time
 
 from ndiv import nn
 from ndiv.auto import spaces
@@ -68,6 +69,8 @@ class BaseAuto(BaseModel):
         pruner: an optuna pruner (default MedianPruner()), or False for no pruning.
         concurrent_trials: trials drawn and run at once (the search depends on it, not on the
             number of workers). seed: the default sampler's seed.
+        time_budget: seconds after which no new trials start (NF). callbacks: optuna callbacks,
+            each called as callback(study, trial) after a trial is told (NF's optuna backend).
         n_series: multivariate models only (the number of series), as NF's AutoX(h, n_series).
     Attributes after fit: model (the refit best model), results (a DataFrame, one row per
     trial: number, state, loss, train_loss, seconds, error, config/<name>...), study (optuna).
@@ -185,9 +188,11 @@ class BaseAuto(BaseModel):
         engine, owned = get_backend(backend)
         handle = engine.scatter({"cls": self.cls_model, "dataset": dataset, "val_size": val, "test_size": test_size})
         records = {}
+        start = time.monotonic()
         try:
             done = 0
-            while done < self.num_samples:
+            while done < self.num_samples and (done == 0 or self.time_budget is None
+                                               or time.monotonic() - start < self.time_budget):
                 trials = [study.ask() for _ in range(min(self.concurrent_trials, self.num_samples - done))]
                 done += len(trials)
                 history = study.get_trials(deepcopy=True, states=(optuna.trial.TrialState.COMPLETE,
@@ -210,6 +215,8 @@ class BaseAuto(BaseModel):
                     records[task["number"]] = out
                 for t in trials:                 # told in trial order: the search never depends on timing
                     self._tell(study, t, records[t.number], drawn.get(t.number))
+                    for callback in self.callbacks or []:
+                        callback(study, study.trials[t.number])
         finally:
             engine.release(handle)
             if owned:
@@ -219,7 +226,7 @@ class BaseAuto(BaseModel):
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not done:
             errors = sorted({r["error"] for r in records.values() if r["error"]})
-            raise RuntimeError(f"{self}: none of the {self.num_samples} trials finished "
+            raise RuntimeError(f"{self}: none of the {len(records)} trials finished "
                                f"(errors: {errors[:3]}); see .results")
         best = min(done, key=lambda t: (t.value, t.number))
         config = {**self._config_of(best), "alias": str(self)}

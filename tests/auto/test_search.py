@@ -109,3 +109,11 @@ def test_cross_validation_searches_before_each_cutoff(df):
 def test_before_fit_the_auto_model_says_so():
     with pytest.raises(ValueError, match="call fit"):
         AutoMLP(h=H, config=tiny_config()).predict_dataset(None)
+
+
+def test_callbacks_see_every_trial_and_time_budget_stops_the_search(df):
+    seen = []
+    _, m = search(df, num_samples=3, concurrent_trials=1, callbacks=[lambda study, t: seen.append(t.number)])
+    assert seen == [0, 1, 2]
+    _, m = search(df, num_samples=5, concurrent_trials=1, time_budget=1e-9)
+    assert len(m.results) == 1          # the budget is checked before each batch: the first always runs
