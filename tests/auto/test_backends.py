@@ -118,3 +118,12 @@ def test_a_local_worker_killed_mid_search_loses_no_trial(df, pool, tmp_path):
                    backend=pool)
     Forecaster(models=[m], freq="MS").fit(df)
     assert os.path.exists(flag) and list(m.results["state"]) == ["COMPLETE"] * 2
+
+
+def test_a_trial_that_raises_on_a_worker_is_recorded_failed(df, client):
+    def config(trial):    # trial 1's model rejects its options on the worker
+        return dict(CONFIG, input_size=24, hidden_size=-1 if trial.number == 1 else 8, learning_rate=1e-2,
+                    random_seed=1)
+    m = AutoMLP(h=H, config=config, num_samples=2, concurrent_trials=2, backend=client)
+    Forecaster(models=[m], freq="MS").fit(df)
+    assert list(m.results["state"]) == ["COMPLETE", "FAIL"] and "hidden_size" in m.results["error"][1]
