@@ -7,8 +7,7 @@
     handle = backend.scatter(data)            # the data go to the workers once
     outs = backend.map(fn, handle, tasks)     # fn(data, task) per task, results in task order
 
-A task whose worker dies is run again (up to `retries` times; Dask and Ray reschedule it, the
-local pool is restarted); a task that still cannot run comes back as a `WorkerLost` in its place,
+A task whose worker dies is run again (Dask and Ray reschedule it, the local pool is restarted); a task that still cannot run comes back as a `WorkerLost` in its place,
 so the caller records it instead of losing it. Exceptions raised by fn itself are the caller's
 to catch (ndiv.auto's trial runner records them as failed trials).
 
@@ -192,10 +191,10 @@ class InProcessBackend(Backend):
 # -- Dask -----------------------------------------------------------------------------------------
 class DaskBackend(Backend):
     """A dask.distributed cluster: a Client the user passes (left running), or a scheduler
-    address (a Client is opened and closed here). Tasks are retried when their worker dies
-    (the scheduler reschedules them; `retries` more on top)."""
+    address (a Client is opened and closed here). A task whose worker dies is rescheduled on
+    another (the scheduler's allowed-failures); one that still fails comes back as WorkerLost."""
 
-    def __init__(self, client=None, retries: int = 2):
+    def __init__(self, client=None):
         distributed = _need("distributed", "dask")
         self._own = False
         if client is None:
@@ -207,7 +206,9 @@ class DaskBackend(Backend):
                                  "as backend=client, or pass the scheduler address as backend=") from e
         elif isinstance(client, str):
             client, self._own = distributed.Client(client), True
-        self.client, self.retries = client, retries
+        self.client = client
+        import dask
+        self.attempts = int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
         info = client.scheduler_info()
         workers = info.get("workers", {})
         self.n_workers = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
@@ -218,29 +219,52 @@ class DaskBackend(Backend):
         self.threads = {addr: max(1, (cores.get(addr) or 1) // slots[w.get("host")]) for addr, w in workers.items()}
 
     def scatter(self, data):
+        return _DaskHandle(data, self._scatter(data))
+
+    def _scatter(self, data):
         return self.client.scatter([data], broadcast=True, hash=False)[0]   # one future (a dict would be split)
 
     def map(self, fn, handle, tasks: list) -> list:
         threads = min(self.threads.values()) if self.threads else 1
-        futures = [self.client.submit(_with_threads, fn, threads, handle, t, pure=False, retries=self.retries)
-                   for t in tasks]
-        out = []
-        for fut in futures:
-            try:
-                out.append(fut.result())
-            except Exception as e:  # noqa: BLE001 -- KilledWorker, CommClosedError, ...: the task, not fn
-                if type(e).__module__.startswith("distributed"):
-                    out.append(WorkerLost(f"{type(e).__name__}: {e}", self.retries + 1))
-                else:
-                    raise
+        out: list = [None] * len(tasks)
+        attempts = [0] * len(tasks)
+        todo = list(range(len(tasks)))
+        while todo:
+            # no retries= here: that re-runs tasks that raise (deterministic errors); a task whose worker
+            # dies is rescheduled by the scheduler (distributed.scheduler.allowed-failures)
+            futures = {i: self.client.submit(_with_threads, fn, threads, handle.future, tasks[i], pure=False)
+                       for i in todo}
+            todo, lost = [], False
+            for i, fut in futures.items():
+                try:
+                    out[i] = fut.result()
+                except Exception as e:  # noqa: BLE001 -- KilledWorker, lost data, ...: the task, not fn
+                    if not type(e).__module__.startswith("distributed"):
+                        raise
+                    attempts[i] += 1
+                    if attempts[i] >= self.attempts:
+                        out[i] = WorkerLost(f"{type(e).__name__}: {e}", attempts[i])
+                    else:
+                        todo.append(i)
+                        lost = lost or "dependencies" in str(e) or "forgotten" in str(e)
+            if lost or (todo and handle.future.status != "finished"):
+                # a dead worker held the only copy of the data (it had not reached a new worker yet)
+                handle.future = self._scatter(handle.data)
         return out
 
     def release(self, handle) -> None:
-        handle.release()
+        handle.future.release()
 
     def close(self) -> None:
         if self._own:
             self.client.close()
+
+
+@dataclass
+class _DaskHandle:
+    """Scattered data: the future of its copies on the workers, and the data to scatter again."""
+    data: object
+    future: object
 
 
 # -- Ray ------------------------------------------------------------------------------------------

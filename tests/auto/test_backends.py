@@ -127,3 +127,23 @@ def test_a_trial_that_raises_on_a_worker_is_recorded_failed(df, client):
     m = AutoMLP(h=H, config=config, num_samples=2, concurrent_trials=2, backend=client)
     Forecaster(models=[m], freq="MS").fit(df)
     assert list(m.results["state"]) == ["COMPLETE", "FAIL"] and "hidden_size" in m.results["error"][1]
+
+
+def _plus(data, task):
+    return data["x"] + task
+
+
+def test_dask_scatters_again_when_a_dead_worker_held_the_only_copy(client):
+    import time
+    from ndiv.auto import DaskBackend
+    backend = DaskBackend(client)
+    handle = backend.scatter({"x": 3})
+    victim = sorted(client.scheduler_info()["workers"])[0]
+    handle.future = client.scatter([handle.data], workers=[victim], hash=False)[0]   # a single copy
+    os.kill(client.run(os.getpid)[victim], signal.SIGKILL)                            # terminate its process
+    deadline = time.monotonic() + 60
+    while victim in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert backend.map(_plus, handle, [1, 2]) == [4, 5]
+    backend.release(handle)
+    client.wait_for_workers(2, timeout=60)
