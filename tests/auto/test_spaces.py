@@ -116,3 +116,14 @@ def test_ndiv_imports_without_the_extras_and_names_them_when_used():
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr
     assert 'pip install "ndiv[auto]"' in out.stdout and 'pip install "ndiv[dask]"' in out.stdout
+
+
+@pytest.mark.parametrize("name", sorted(auto.AUTO_MODELS))
+def test_default_space_builds_its_model(name):
+    optuna = pytest.importorskip("optuna")
+    model = auto.AUTO_MODELS[name](h=12, n_series=3)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for _ in range(3):   # every drawn configuration is accepted by the model (keys and values)
+        config = model._draw(study.ask())
+        assert config["h"] == 12 and set(config) - {"h", "loss", "valid_loss", "n_series"} == set(model.default_config)
+        model.cls_model(**config)
