@@ -202,7 +202,7 @@ class Forecaster:
     @_transactional
     def fit(self, df=None, static_df=None, val_size: int = 0, use_init_models: bool = False,
             verbose: bool = False, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-            prediction_intervals=None) -> "Forecaster":
+            prediction_intervals=None, backend=None) -> "Forecaster":
         """Train every model on df (long format; None: the data of the last fit again).
 
         static_df: one row per series with its static features (kept for predict and save).
@@ -210,7 +210,9 @@ class Forecaster:
         training. use_init_models: start from the weights the models had when constructed
         (otherwise a second fit continues from the trained weights, as NeuralForecast does).
         prediction_intervals: a PredictionIntervals: first a cross-validation on df scores the
-        point-loss models, so that predict(level=) gives them conformal intervals (ndiv/conformal.py)."""
+        point-loss models, so that predict(level=) gives them conformal intervals (ndiv/conformal.py).
+        backend: None (the models one after another, here), or where to fit them at once: 'local',
+        'dask', 'ray', a dask Client or scheduler address (ndiv/auto/parallel.py)."""
         like = frame_kind(df)
         if df is None:
             if not self._fitted:
@@ -232,8 +234,12 @@ class Forecaster:
             self._conformity = conformal.conformity_scores(self, df, static_df, val_size, id_col, time_col, target_col)
         self._raw_dataset = ds
         ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type, exclude=self._cat_cards)
-        for m in self.models:
-            m.fit_dataset(ds, val_size=val_size, test_size=0)
+        if backend is None:
+            for m in self.models:
+                m.fit_dataset(ds, val_size=val_size, test_size=0)
+        else:
+            from ndiv.auto.parallel import fit_models
+            fit_models(self.models, ds, val_size, backend)
         self._dataset, self._fitted, self._like = ds, True, like
         self._static_df = static_df
         return self
@@ -414,7 +420,7 @@ class Forecaster:
                          val_size: int = 0, test_size: int | None = None, use_init_models: bool = False,
                          verbose: bool = False, refit: bool | int = False, id_col: str = "unique_id",
                          time_col: str = "ds", target_col: str = "y", level: Sequence[float] | None = None,
-                         quantiles: Sequence[float] | None = None, h: int | None = None):
+                         quantiles: Sequence[float] | None = None, h: int | None = None, backend=None):
         """Forecasts from n_windows cutoffs at the end of each series, step_size apart, with
         the models trained on the data before the first cutoff (refit=True: retrained before
         every cutoff; an int k: every k windows). As in NeuralForecast, give n_windows or
@@ -423,7 +429,9 @@ class Forecaster:
         recursive h is not supported). use_init_models: start from the weights at construction.
         level / quantiles: intervals as in predict (checked before training; NeuralForecast
         honours them only with refit, ndiv always). Returns unique_id, ds, cutoff, one column
-        per model output, and y (NeuralForecast's columns and order)."""
+        per model output, and y (NeuralForecast's columns and order). backend (with refit): where the
+        refits run at once, each from the models' state before the call ('local', 'dask', 'ray', a
+        dask Client; ndiv/auto/parallel.py); None: one after another, each from the previous one."""
         if df is None:
             raise ValueError("cross_validation needs df")
         if h is not None and h != self.h:
@@ -453,12 +461,19 @@ class Forecaster:
         if isinstance(refit, int) and not isinstance(refit, bool) and refit > 1:
             refits = list(range(0, n_windows, refit))
         pieces = {m: [] for m in self.models}
+        if backend is not None:
+            from ndiv.auto.parallel import fit_windows
+            ys = fit_windows(self.models, ds, [h + step_size * (n_windows - 1 - w0) for w0 in refits], val_size,
+                             step_size, qs, backend)
         for m in self.models:
             for w0_i, w0 in enumerate(refits):
                 w1 = refits[w0_i + 1] if w0_i + 1 < len(refits) else n_windows
                 ts = h + step_size * (n_windows - 1 - w0)
-                m.fit_dataset(ds, val_size=val_size, test_size=ts)
-                y = m.predict_dataset(ds, step_size=step_size, test_size=ts, quantiles=qs)
+                if backend is None:
+                    m.fit_dataset(ds, val_size=val_size, test_size=ts)
+                    y = m.predict_dataset(ds, step_size=step_size, test_size=ts, quantiles=qs)
+                else:
+                    y = ys[m][w0_i]
                 y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, -1, h, y.shape[-1]))
                 pieces[m].append(y[:, : w1 - w0])
         # dates, cutoffs and actuals of every (series, window, step)
