@@ -21,3 +21,10 @@ from ndiv.models.nbeatsx import NBEATSx
 MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
+
+# the multivariate models (MULTIVARIATE=True: n_series, a batch holds all series)
+from ndiv.models.mlpmultivariate import MLPMultivariate  # noqa: E402
+from ndiv.models.stemgnn import StemGNN  # noqa: E402
+
+MODELS.update({cls.__name__: cls for cls in (MLPMultivariate, StemGNN)})
+__all__ += ["MLPMultivariate", "StemGNN"]
