@@ -27,6 +27,7 @@ from ndiv.models.mlpmultivariate import MLPMultivariate  # noqa: E402
 from ndiv.models.stemgnn import StemGNN  # noqa: E402
 from ndiv.models.tsmixer import TSMixer  # noqa: E402
 from ndiv.models.tsmixerx import TSMixerx  # noqa: E402
+from ndiv.models.itransformer import iTransformer  # noqa: E402
 
-MODELS.update({cls.__name__: cls for cls in (MLPMultivariate, StemGNN, TSMixer, TSMixerx)})
-__all__ += ["MLPMultivariate", "StemGNN", "TSMixer", "TSMixerx"]
+MODELS.update({cls.__name__: cls for cls in (MLPMultivariate, StemGNN, TSMixer, TSMixerx, iTransformer)})
+__all__ += ["MLPMultivariate", "StemGNN", "TSMixer", "TSMixerx", "iTransformer"]

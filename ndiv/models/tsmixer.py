@@ -4,6 +4,7 @@ from __future__ import annotations
 from ndiv import nn
 from ndiv.models._checks import BOOL, POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
+from ndiv.models.common._normalization import RevINMultivariate
 
 
 class TemporalMixing(nn.Module):
@@ -74,7 +75,6 @@ class TSMixer(BaseModel):
         super().__init__(h=h, input_size=input_size, n_series=n_series, **kwargs)
         self.revin = revin
         if revin:
-            from ndiv.models.common._normalization import RevINMultivariate
             self.norm = RevINMultivariate(num_features=self.n_series, affine=True)
         self.mixing_layers = nn.Sequential(*[MixingLayer(self.n_series, input_size, dropout, ff_dim)
                                              for _ in range(n_block)])
@@ -86,8 +86,8 @@ class TSMixer(BaseModel):
         b = x.shape[0]
         stats = None
         if self.revin:
-            x, stats = self.norm.norm(x)
+            x, stats = self.norm(x, "norm")
         x = self.out(self.mixing_layers(x).permute(0, 2, 1)).permute(0, 2, 1)   # [B, h * n_out, N]
         if self.revin:
-            x = self.norm.denorm(x, stats)
+            x = self.norm(x, "denorm", stats)
         return x.reshape(b, self.h, -1)

@@ -5,6 +5,7 @@ import ndiv
 from ndiv import nn
 from ndiv.models._checks import POSITIVE_INT, PROBABILITY
 from ndiv.models.base import BaseModel
+from ndiv.models.common._normalization import RevINMultivariate
 
 
 class TemporalMixing(nn.Module):
@@ -93,7 +94,6 @@ class TSMixerx(BaseModel):
         n, m = self.n_series, self.loss.outputsize_multiplier
         self.revin = revin
         if revin:
-            from ndiv.models.common._normalization import RevINMultivariate
             self.norm = RevINMultivariate(num_features=n, affine=True)
         self.temporal_projection = nn.Linear(input_size, h)
         self.feature_mixer_hist = FeatureMixing(n * (1 + self.hist_exog_size + self.futr_exog_size), ff_dim, h,
@@ -120,7 +120,7 @@ class TSMixerx(BaseModel):
         b, L = x.shape[:2]
         stats = None
         if self.revin:
-            x, stats = self.norm.norm(x)
+            x, stats = self.norm(x, "norm")
         parts = [x.unsqueeze(1)]                                                   # [B, 1, L, N]
         if self.hist_exog_size:
             parts.append(windows_batch["hist_exog"])
@@ -141,5 +141,5 @@ class TSMixerx(BaseModel):
         x = self.mixing_block((x, stat))[0] if self.stat_exog_size else self.mixing_block(x)
         out = self.out(x)                                                          # [B, h, n_out * N]
         if self.revin:
-            out = self.norm.denorm(out.reshape(b, -1, self.n_series), stats).reshape(b, self.h, -1)
+            out = self.norm(out.reshape(b, -1, self.n_series), "denorm", stats).reshape(b, self.h, -1)
         return out
