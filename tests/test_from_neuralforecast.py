@@ -35,6 +35,10 @@ TINY = dict(MLP=dict(hidden_size=8, num_layers=1), DLinear=dict(moving_avg_windo
             PatchTST=dict(hidden_size=8, n_heads=2, encoder_layers=1, patch_len=4, stride=2, linear_hidden_size=8),
             TiDE=dict(hidden_size=8, decoder_output_dim=4, temporal_decoder_dim=8), BiTCN=dict(hidden_size=4),
             DeepNPTS=dict(hidden_size=8, n_layers=1), NBEATSx=dict(mlp_units=[[8, 8]]))
+# the multivariate models, on the two series of series()
+TINY.update(MLPMultivariate=dict(hidden_size=8, n_series=2), TSMixer=dict(ff_dim=4, n_series=2),
+            TSMixerx=dict(ff_dim=4, n_series=2), StemGNN=dict(multi_layer=1, n_series=2),
+            iTransformer=dict(hidden_size=8, n_heads=2, d_ff=8, n_series=2))
 
 
 @pytest.fixture(autouse=True)

@@ -219,9 +219,14 @@ class BaseModel(nn.Module):
             out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32), device=self.device)
         for kind in ("futr", "hist", "stat"):   # categorical columns -> their embeddings (NF's _embed_stream)
             v = batch.get(f"{kind}_exog")
+            temporal_mv = self.MULTIVARIATE and kind != "stat" and v is not None
+            if temporal_mv:                     # [W, X, T, N] -> [W, T, N, X]: embed the feature axis
+                v = np.moveaxis(v, 1, -1)
             out[f"{kind}_exog"] = None if v is None else embed_stream(
                 v, getattr(self, f"{kind}_exog_list"), getattr(self, f"{kind}_cat_exog_list"),
                 getattr(self, f"{kind}_cat_embeddings"), self.device)
+            if temporal_mv:                     # back to NF's multivariate layout [W, X', T, N]
+                out[f"{kind}_exog"] = out[f"{kind}_exog"].permute(0, 3, 1, 2)
         if self.exclude_insample_y:
             out["insample_y"] = out["insample_y"] * 0.0
         return out

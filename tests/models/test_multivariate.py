@@ -57,7 +57,10 @@ def with_exog(df, n_series):
     df = df.copy()
     df["f"] = np.sin(df["ds"].dt.hour.to_numpy() / 24 * 2 * np.pi)
     df["x"] = np.cos(np.arange(len(df)) * 0.37)
-    static = pd.DataFrame({"unique_id": sorted(df["unique_id"].unique()), "s": np.arange(n_series) / n_series})
+    df["hour"] = df["ds"].dt.hour.to_numpy()                       # categorical in some cases
+    uids = sorted(df["unique_id"].unique())
+    static = pd.DataFrame({"unique_id": uids, "s": np.arange(n_series) / n_series,
+                           "grp": [10 + 10 * (i % 2) for i in range(n_series)]})
     return df, static
 
 
@@ -203,10 +206,15 @@ PREDICT_CASES = [
     ("TSMixerx", dict(ff_dim=8, futr_exog_list=["f"], hist_exog_list=["x"], stat_exog_list=["s"],
                       inference_windows_batch_size=3)),
     ("iTransformer", dict(hidden_size=16, n_heads=2, d_ff=8, scaler_type="robust")),
+    ("MLPMultivariate", dict(hidden_size=16, scaler_type="robust", futr_exog_list=["f", "hour"], hist_exog_list=["x"],
+                             stat_exog_list=["s", "grp"], cat_exog_list=["hour", "grp"],
+                             categorical_cardinalities={"hour": 24, "grp": 2})),
+    ("TSMixerx", dict(ff_dim=8, futr_exog_list=["hour"], stat_exog_list=["grp"], cat_exog_list=["hour", "grp"],
+                      categorical_cardinalities={"hour": 24, "grp": 2}, cat_emb_dim=3)),
 ]
 
 
-@pytest.mark.parametrize("name,kw", PREDICT_CASES, ids=[n for n, _ in PREDICT_CASES])
+@pytest.mark.parametrize("name,kw", PREDICT_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(PREDICT_CASES)])
 def test_predict_and_cross_validation_match_neuralforecast(name, kw):
     """Same weights (a learning rate of 1e-30 leaves NF's initial weights in both): NF's
     NeuralForecast.predict and cross_validation give the same forecasts as ndiv's Forecaster
@@ -220,7 +228,7 @@ def test_predict_and_cross_validation_match_neuralforecast(name, kw):
         df, static = df[["unique_id", "ds", "y"]], None
     last = df["ds"].max()
     train = df[df["ds"] <= last - pd.Timedelta(hours=6)]
-    futr = df[df["ds"] > last - pd.Timedelta(hours=6)][["unique_id", "ds", "f"]] if exog else None
+    futr = df[df["ds"] > last - pd.Timedelta(hours=6)][["unique_id", "ds", *kw["futr_exog_list"]]] if exog else None
     args = dict(h=6, input_size=12, n_series=3, max_steps=1, learning_rate=1e-30, **kw)
     nf_model = nf_ref.build(name, **args)
     nd_model = MODELS[name](enable_progress_bar=False, **args)
