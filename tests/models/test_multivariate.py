@@ -389,3 +389,45 @@ def test_one_series_works_as_in_neuralforecast(name):
     pred = ndiv.Forecaster([model], freq="MS").fit(train).predict()
     y = np.asarray(pred[name])
     assert y.shape == (12,) and np.isfinite(y).all()
+
+
+TINY = {  # float64 gradcheck: deterministic (no dropout), every input kind the model takes
+    "MLPMultivariate": (dict(hidden_size=4, **EXOG), EXOG_SIZES),
+    "TSMixer": (dict(ff_dim=3, dropout=0.0), {}),
+    "TSMixerx": (dict(ff_dim=3, **EXOG), EXOG_SIZES),
+    "StemGNN": (dict(multi_layer=1, dropout_rate=0.0), {}),
+    "iTransformer": (dict(hidden_size=4, n_heads=2, d_ff=4, dropout=0.0, futr_exog_list=["c"]), dict(futr=1)),
+}
+
+
+@pytest.mark.parametrize("name", MV)
+def test_gradcheck_loss_float64(name):
+    kw, exog = TINY[name]
+    model = MODELS[name](h=2, input_size=4, n_series=3, **kw).double()
+    rng = np.random.default_rng(0)
+    batch = nf_ref.as_tensors(mv_batch(rng, 3, 4, 2, 3, **exog), np.float64, requires_grad=True)
+    y = ndiv.tensor(rng.standard_normal((3, 2, 3)))
+    # RevIN (TSMixer, TSMixerx) and iTransformer's use_norm detach the window statistics, as NF
+    # does: their gradient with respect to insample_y is not the function's, so check the rest
+    detached = {"insample_y"} if name in ("TSMixer", "TSMixerx", "iTransformer") else set()
+    inputs = [t for k, t in batch.items() if t is not None and t.requires_grad and k not in detached]
+    inputs += list(model.parameters())
+
+    def loss(*_):
+        return model.loss(y=y, y_hat=model(batch))
+
+    assert ndiv.autograd.gradcheck(loss, inputs, max_elements=32)
+
+
+@pytest.mark.parametrize("name", MV)
+def test_save_load_gives_the_same_forecast(name, tmp_path):
+    """Each model through Forecaster.save / load on 3 ETTh1 series (BatchNorm buffers included)."""
+    df = etth1(120, 3)
+    kw, _ = TINY[name]
+    kw = {k: v for k, v in kw.items() if not k.endswith("exog_list")}
+    model = MODELS[name](h=4, input_size=8, n_series=3, max_steps=3, enable_progress_bar=False, **kw)
+    fc = ndiv.Forecaster([model], freq="h").fit(df)
+    before = fc.predict()
+    fc.save(str(tmp_path / "fc"))
+    after = ndiv.Forecaster.load(str(tmp_path / "fc")).predict()
+    np.testing.assert_array_equal(after[name].to_numpy(), before[name].to_numpy())
