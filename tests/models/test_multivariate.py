@@ -431,3 +431,31 @@ def test_save_load_gives_the_same_forecast(name, tmp_path):
     fc.save(str(tmp_path / "fc"))
     after = ndiv.Forecaster.load(str(tmp_path / "fc")).predict()
     np.testing.assert_array_equal(after[name].to_numpy(), before[name].to_numpy())
+
+
+@pytest.mark.parametrize("name,kw", [("MLPMultivariate", dict(hidden_size=8, scaler_type="standard")),
+                                     ("StemGNN", dict(multi_layer=1, inference_windows_batch_size=4)),
+                                     ("TSMixer", dict(ff_dim=4, loss=MQLoss(level=[80])))])
+def test_validation_loss_matches_neuralforecast(name, kw):
+    """The validation loss (early stopping's signal) over the last val_size steps, windows in
+    batches of inference_windows_batch_size, in the data's scale: NF's validation_step's value."""
+    nf_ref.nf_models()
+    import pandas as pd
+    import torch
+    from ndiv.data import TimeSeriesDataset
+    df = etth1(120, 3)
+    args = dict(h=4, input_size=8, n_series=3, **kw)
+    nf_model, nd_model = _pair(name, args)
+    ds = TimeSeriesDataset.from_df({c: df[c].to_numpy() for c in ("unique_id", "ds", "y")}, freq="h")
+    nd_model.val_size = nf_model.val_size = 12
+    nf_model.test_size = 0
+    nf_model.log = lambda *a, **k: None
+    nf_model.validation_step_outputs = []
+    nf_model.eval()
+    b = ds.batch()
+    batch = dict(temporal=torch.tensor(b["temporal"]), temporal_cols=pd.Index(list(b["temporal_cols"])),
+                 y_idx=b["y_idx"])
+    with torch.no_grad():
+        ref = float(nf_model.validation_step(batch, 0))
+    got = nd_model.validate(ds)
+    assert abs(got - ref) <= 1e-5 * abs(ref), (got, ref)
