@@ -243,6 +243,8 @@ def test_predict_and_cross_validation_match_neuralforecast(name, kw):
         np.testing.assert_allclose(merged[f"{name}_nd"], merged[f"{name}_nf"], rtol=1e-4, atol=1e-4)
 
     same(fc.predict(futr_df=futr), nf_fc.predict(futr_df=futr, static_df=static), ["unique_id", "ds"])
+    if not exog:                               # h=12 from h=6: recursively, the forecast fed back as in NF
+        same(fc.predict(h=12), nf_fc.predict(h=12), ["unique_id", "ds"])
     cv_nf = nf_fc.cross_validation(df, static_df=static, n_windows=5, step_size=2)
     cv_nd = fc.cross_validation(df, static_df=static, n_windows=5, step_size=2)
     same(cv_nd, cv_nf, ["unique_id", "ds", "cutoff"])
