@@ -461,3 +461,10 @@ def test_validation_loss_matches_neuralforecast(name, kw):
         ref = float(nf_model.validation_step(batch, 0))
     got = nd_model.validate(ds)
     assert abs(got - ref) <= 1e-5 * abs(ref), (got, ref)
+
+
+def test_cli_builds_a_multivariate_model_for_the_datas_series(tmp_path):
+    from ndiv import cli
+    out = tmp_path / "f.csv"
+    assert cli.main(["forecast", "--model", "MLPMultivariate", "--max-steps", "2", "--output", str(out)]) == 0
+    assert out.read_text().count("\n") == 1 + 12           # AirPassengers: one series, h=12
