@@ -32,8 +32,6 @@ class iTransformer(BaseModel):
     def __init__(self, h, input_size, n_series=None, hidden_size=512, n_heads=8, e_layers=2, d_layers=1, d_ff=2048,
                  factor=1, dropout=0.1, use_norm=True, **kwargs):
         super().__init__(h=h, input_size=input_size, n_series=n_series, **kwargs)
-        if hidden_size % n_heads:
-            raise ValueError(f"iTransformer: hidden_size={hidden_size} must be a multiple of n_heads={n_heads}")
         self.enc_in = self.dec_in = self.c_out = self.n_series
         self.hidden_size, self.n_heads, self.e_layers, self.d_layers = hidden_size, n_heads, e_layers, d_layers
         self.d_ff, self.factor, self.dropout, self.use_norm = d_ff, factor, dropout, use_norm

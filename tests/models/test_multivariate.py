@@ -87,7 +87,7 @@ NF_CASES = [
     ("iTransformer", dict(h=12, input_size=24, n_series=3), {}),
     ("iTransformer", dict(h=5, input_size=9, n_series=3, hidden_size=16, n_heads=2, d_ff=8, e_layers=3,
                           futr_exog_list=["c", "d"], loss=MQLoss(level=[80])), dict(futr=2)),
-    ("iTransformer", dict(h=4, input_size=6, n_series=2, hidden_size=8, n_heads=4, d_ff=8, use_norm=False,
+    ("iTransformer", dict(h=4, input_size=6, n_series=2, hidden_size=10, n_heads=4, d_ff=8, use_norm=False,
                           loss=("DistributionLoss", "Normal")), {}),
 ]
 
@@ -468,3 +468,33 @@ def test_cli_builds_a_multivariate_model_for_the_datas_series(tmp_path):
     out = tmp_path / "f.csv"
     assert cli.main(["forecast", "--model", "MLPMultivariate", "--max-steps", "2", "--output", str(out)]) == 0
     assert out.read_text().count("\n") == 1 + 12           # AirPassengers: one series, h=12
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: MLPMultivariate(h=4, input_size=8, n_series=2, num_layers=0), "num_layers must be a positive integer"),
+    (lambda: TSMixer(h=4, input_size=8, n_series=2, dropout=1.0), "dropout must be a probability"),
+    (lambda: TSMixer(h=4, input_size=8, n_series=2, revin="yes"), "revin must be True or False"),
+    (lambda: MODELS["TSMixerx"](h=4, input_size=8, n_series=2, ff_dim=0), "ff_dim must be a positive integer"),
+    (lambda: MODELS["iTransformer"](h=4, input_size=8, n_series=2, e_layers=0), "e_layers must be a positive"),
+    (lambda: MODELS["iTransformer"](h=4, input_size=8, n_series=2, hist_exog_list=["x"]), "does not support hist"),
+    (lambda: TSMixer(h=4, input_size=8, n_series=0), "n_series must be a positive integer"),
+])
+def test_errors_name_the_option(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("name", MV)
+def test_model_defaults_are_neuralforecasts(name):
+    import inspect
+    nf = nf_ref.nf_models()
+    ref = {k: p.default for k, p in inspect.signature(getattr(nf, name).__init__).parameters.items()
+           if p.default is not inspect.Parameter.empty}
+    ours = {k: p.default for k, p in inspect.signature(MODELS[name]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    skip = {"loss", "valid_loss", "optimizer", "lr_scheduler", "enable_progress_bar", "n_series"}
+    for k, v in ours.items():
+        if k in ref and k not in skip:
+            assert v == ref[k], (k, v, ref[k])
+    missing = {k for k in ref if k not in ours} - {"val_monitor", "dataloader_kwargs"}
+    assert not missing, missing
