@@ -35,6 +35,8 @@ TINY = dict(MLP=dict(hidden_size=8, num_layers=1), DLinear=dict(moving_avg_windo
             PatchTST=dict(hidden_size=8, n_heads=2, encoder_layers=1, patch_len=4, stride=2, linear_hidden_size=8),
             TiDE=dict(hidden_size=8, decoder_output_dim=4, temporal_decoder_dim=8), BiTCN=dict(hidden_size=4),
             DeepNPTS=dict(hidden_size=8, n_layers=1), NBEATSx=dict(mlp_units=[[8, 8]]))
+TINY.update(VanillaTransformer=dict(hidden_size=8, n_head=2, conv_hidden_size=8),
+            Informer=dict(hidden_size=8, n_head=2, conv_hidden_size=8))   # factor 3 keeps every query here
 # the multivariate models, on the two series of series()
 TINY.update(MLPMultivariate=dict(hidden_size=8, n_series=2), TSMixer=dict(ff_dim=4, n_series=2),
             TSMixerx=dict(ff_dim=4, n_series=2), StemGNN=dict(multi_layer=1, n_series=2),

@@ -17,8 +17,11 @@ from ndiv.models.tide import TiDE
 from ndiv.models.bitcn import BiTCN
 from ndiv.models.deepnpts import DeepNPTS
 from ndiv.models.nbeatsx import NBEATSx
+from ndiv.models.vanillatransformer import VanillaTransformer
+from ndiv.models.informer import Informer
 
 MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
+MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer)})
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
 

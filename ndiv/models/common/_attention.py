@@ -11,6 +11,7 @@ common/_modules.py, and Informer's distilling ConvLayer), under NF's module and 
 
 Shapes: x [B, L, hidden_size]; the inner attentions take queries [B, L, H, E], keys [B, S, H, E],
 values [B, S, H, D] and return ([B, L, H, D], attention weights or None).
+`check_encoder_decoder` and the option rules hold the checks the encoder-decoder models share.
 """
 from __future__ import annotations
 
@@ -20,7 +21,33 @@ import numpy as np
 
 import ndiv
 from ndiv import nn
+from ndiv.models._checks import Rule, is_number
 from ndiv.nn import functional as F
+
+# the options NF's encoder-decoder transformers share (VanillaTransformer, Informer, ...)
+ACTIVATION = Rule(lambda v: v in ("relu", "gelu"), "'relu' or 'gelu'")
+MULTIPLIER = Rule(lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)")
+MAX_LEN = 5000  # the rows of PositionalEmbedding's table
+
+
+def check_encoder_decoder(model, hidden_size: int, n_head: int, decoder_input_size_multiplier) -> int:
+    """The checks NF's encoder-decoder transformers share (NF raises bare Exceptions or fails
+    later on these); returns label_len = ceil(input_size * decoder_input_size_multiplier)."""
+    name = type(model).__name__
+    label_len = int(math.ceil(model.input_size * decoder_input_size_multiplier))
+    if not 0 < label_len < model.input_size:
+        raise ValueError(f"{name}: decoder_input_size_multiplier={decoder_input_size_multiplier} gives a decoder "
+                         f"window of {label_len} steps for input_size={model.input_size}; it must keep between 1 "
+                         f"and input_size - 1 steps (a smaller multiplier in (0, 1), or a longer input_size)")
+    if hidden_size % 2:
+        raise ValueError(f"{name}: hidden_size must be even (the positional embedding pairs sines and cosines), "
+                         f"got {hidden_size}")
+    if n_head > hidden_size:
+        raise ValueError(f"{name}: n_head={n_head} must be at most hidden_size={hidden_size}")
+    if max(model.input_size, label_len + model.h) > MAX_LEN:
+        raise ValueError(f"{name}: the positional embedding covers {MAX_LEN} steps; input_size={model.input_size} "
+                         f"and label_len + h={label_len + model.h} must not exceed it")
+    return label_len
 
 
 def _mask_array(attn_mask):
@@ -52,7 +79,7 @@ class FullAttention(nn.Module):
             q, k, v = (t.swapaxes(1, 2) for t in (queries, keys, values))      # [B, H, L|S, E|D]
             mask = None
             if self.mask_flag and attn_mask is not None:
-                mask = ndiv.tensor(_mask_array(attn_mask)[:, 0])           # NF hands SDPA mask[:, 0] as it is
+                mask = ndiv.tensor(_mask_array(attn_mask)[:, 0], device=q.device)   # NF's mask[:, 0] as it is
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                  dropout_p=self.dropout.p if self.training else 0.0, scale=scale)
             return out.swapaxes(1, 2), None                                  # [B, L, H, D]
@@ -60,7 +87,9 @@ class FullAttention(nn.Module):
         if self.mask_flag:
             L, S = scores.shape[-2:]
             mask = np.triu(np.ones((L, S), bool), 1) if attn_mask is None else _mask_array(attn_mask)
-            scores = ndiv.where(ndiv.tensor(mask), ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype), scores)
+            dev = scores.device
+            scores = ndiv.where(ndiv.tensor(mask, device=dev), ndiv.tensor(np.float32(-np.inf), dtype=scores.dtype,
+                                                                           device=dev), scores)
         A = self.dropout(F.softmax(scores * scale, dim=-1))
         return ndiv.einsum("bhls,bshd->blhd", A, values), A
 

@@ -148,3 +148,17 @@ class DataEmbedding_inverted(nn.Module):
         if x_mark is not None:
             x = ndiv.cat([x, x_mark.swapaxes(1, 2)], axis=1)             # [B, N + F, L]
         return self.dropout(self.value_embedding(x))
+
+
+def encoder_decoder_inputs(windows_batch: dict, input_size: int, label_len: int, h: int, futr_exog_size: int):
+    """The inputs of NF's encoder-decoder transformers (VanillaTransformer, Informer, ...):
+    insample_y [B, L, 1], futr_exog [B, L + h, F] ->
+    x_enc [B, L, 1], x_mark_enc [B, L, F] or None, x_dec [B, label_len + h, 1] (the last label_len
+    values, then h zeros), x_mark_dec [B, label_len + h, F] or None."""
+    y = windows_batch["insample_y"]
+    x_mark_enc = x_mark_dec = None
+    if futr_exog_size > 0:
+        futr = windows_batch["futr_exog"]
+        x_mark_enc, x_mark_dec = futr[:, :input_size], futr[:, -(label_len + h):]
+    zeros = ndiv.zeros(y.shape[0], h, 1, dtype=y.dtype, device=y.device)
+    return y, x_mark_enc, ndiv.cat([y[:, -label_len:], zeros], axis=1), x_mark_dec
