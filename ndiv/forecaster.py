@@ -574,6 +574,79 @@ class Forecaster:
             return _nf_folder.from_neuralforecast(path, cls)
         return _saving.load_forecaster(cls, path)
 
+    # -- interpretation: ndiv.viz.interpret computes, these return frames ----------------------------
+    def feature_importances(self, model=None, futr_df=None, unique_id=None) -> dict:
+        """A TFT's variable-selection weights on the window that predict() forecasts from, averaged
+        over the series (or for the series unique_id), with NeuralForecast's keys:
+        'Past variable importance over time' (L rows, one column per past input: hist exog, futr
+        exog or 'repeated_target' when there is none, 'observed_target'), 'Future variable
+        importance over time' (h rows, one column per future input) and 'Static covariates'
+        (index: the static columns, column 'importance', sorted; a dict has a 'variable' column).
+        Every row of the first two, and the static column, sums to 1. model: index, alias or the
+        model (default the first TFT); futr_df: as for predict."""
+        from ndiv.viz.interpret import tft_interpretation
+        r = tft_interpretation(self, model, futr_df)
+        rows = _interpretation_rows(r["unique_id"], unique_id)
+        out = {"Past variable importance over time": self._interpretation_frame(
+            dict(zip(r["past_names"], r["past"][rows].mean(0).T)))}
+        if r["future_names"] != ["repeated_target"]:     # NF gives future importances with futr exog only
+            out["Future variable importance over time"] = self._interpretation_frame(
+                dict(zip(r["future_names"], r["future"][rows].mean(0).T)))
+        if r["static"] is not None:
+            imp = r["static"][rows].mean(0)
+            order = np.argsort(imp, kind="stable")
+            names = np.asarray(r["static_names"], dtype=object)[order]
+            out["Static covariates"] = self._interpretation_frame({"variable": names, "importance": imp[order]},
+                                                                  index="variable")
+        return out
+
+    def attention_weights(self, model=None, futr_df=None, unique_id=None):
+        """A TFT's attention over time on the window that predict() forecasts from, averaged over
+        heads and series (or for the series unique_id): one row per step of the window ('step':
+        -L+1 .. 0 for the input, 1 .. h for the horizon), a column 'h{k}' per forecast step k with
+        the weight it gives that step (each column sums to 1; later steps get 0, the attention is
+        causal), and 'mean' over the horizon. NeuralForecast's attention_weights() matrix
+        [L + h, L + h] is the full map: ndiv.viz.tft_interpretation(fc)['attention']."""
+        from ndiv.viz.interpret import tft_interpretation
+        r = tft_interpretation(self, model, futr_df)
+        rows = _interpretation_rows(r["unique_id"], unique_id)
+        L, h = r["input_size"], r["h"]
+        att = r["attention"][rows].mean(axis=(0, 1))[L:]                  # [h, L + h]: horizon steps attend
+        cols = {"step": np.arange(-L + 1, h + 1)}
+        cols.update({f"h{k + 1}": att[k] for k in range(h)})
+        cols["mean"] = att.mean(0)
+        return self._interpretation_frame(cols)
+
+    def decomposition(self, model=None, futr_df=None):
+        """An NHITS, NBEATS or NBEATSx forecast split into its parts, in the data's units: per series
+        and forecast date, 'level' (the last value), one column per stack (e.g. 'stack 0 (trend)')
+        and the model's point forecast = level + the stacks (the median's parts with MQLoss).
+        model: index, alias or the model (default the first); futr_df: as for predict."""
+        from ndiv.viz.interpret import _pick, decomposition
+        m = _pick(self, model)
+        if getattr(m.loss, "is_distribution_output", False):
+            raise ValueError(f"{m}: decomposition() splits point forecasts (and MQLoss quantiles); with "
+                             f"{type(m.loss).__name__} the stacks add up distribution parameters, not a forecast")
+        r = decomposition(self, m, futr_df)
+        k = r["stacks"].shape[-1] // 2                          # the middle output: the median of MQLoss
+        h = r["level"].shape[1]
+        id_col, time_col, _ = self._column_names()
+        cols = {id_col: np.repeat(r["unique_id"], h), time_col: np.asarray(r["ds"]),
+                "level": r["level"][:, :, k].reshape(-1)}
+        for s, name in enumerate(r["stack_names"]):
+            cols[name] = r["stacks"][s, :, :, k].reshape(-1)
+        cols[r["model"]] = r["forecast"][:, :, k].reshape(-1)
+        return self._interpretation_frame(cols)
+
+    def _interpretation_frame(self, cols: dict, index: str | None = None):
+        """cols as the fit data's kind of frame (pandas when installed and the data were a dict)."""
+        like = self._like if self._like is not None else ("pandas" if _has_pandas() else None)
+        frame = make_frame(cols, like)
+        if index is not None and frame_kind(frame) == "pandas":
+            frame = frame.set_index(index)
+            frame.index.name = None
+        return frame
+
 
 def _rescale_future(full, ds, scalers, h):
     """Local-scale the appended future exogenous rows (the y placeholders stay 0)."""
@@ -639,6 +712,17 @@ def _series_subset(ds: TimeSeriesDataset, idx: np.ndarray) -> TimeSeriesDataset:
     return TimeSeriesDataset(ds.temporal[rows], ds.temporal_cols, indptr, ds.uids[idx], ds.ds[rows],
                              None if ds.static is None else ds.static[idx], ds.static_cols, ds.freq,
                              ds.id_col, ds.time_col, ds.target_col)
+
+
+def _interpretation_rows(uids: np.ndarray, unique_id) -> np.ndarray:
+    """The rows of the series unique_id (all series when None)."""
+    if unique_id is None:
+        return np.arange(len(uids))
+    rows = np.flatnonzero(uids == unique_id)
+    if rows.size == 0:
+        raise ValueError(f"unique_id={unique_id!r} is not one of the fitted series ({list(uids[:5])}"
+                         f"{' ...' if len(uids) > 5 else ''})")
+    return rows
 
 
 def _has_pandas() -> bool:

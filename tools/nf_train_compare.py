@@ -47,6 +47,8 @@ DETERMINISTIC = {"TiDE": dict(dropout=0.0), "BiTCN": dict(dropout=0.0), "DeepNPT
 # the transformers: no dropout; Informer with a factor that keeps every query at h=12, L=24
 # (its ProbSparse key draws then change nothing)
 DETERMINISTIC.update(VanillaTransformer=dict(dropout=0.0), Informer=dict(dropout=0.0, factor=6))
+DETERMINISTIC.update(Autoformer=dict(dropout=0.0), FEDformer=dict(dropout=0.0))
+DETERMINISTIC.update(TFT=dict(dropout=0.0))
 NEW_MODELS = ("TiDE", "BiTCN", "DeepNPTS", "NBEATSx")
 EXOG = dict(hist_exog_list=["trend"], futr_exog_list=["month_sin"], stat_exog_list=["level"])
 
@@ -77,6 +79,8 @@ def load_train():
 
 
 def rel(a, b):
+    if np.iscomplexobj(a) or np.iscomplexobj(b):     # complex parameters (FEDformer): both parts
+        a, b = (np.stack([np.real(x), np.imag(x)], axis=-1) for x in (a, b))
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-12))
 
@@ -173,6 +177,7 @@ class Pair:
         d["loss"] = abs(d["loss_nd"] - d["loss_nf"]) / abs(d["loss_nf"])
         d["grad"] = {k: rel(n_grads[k], t_grads[k]) for k in t_grads}
         d["grad_abs"] = {k: float(np.max(np.abs(n_grads[k] - t_grads[k]), initial=0.0)) for k in t_grads}
+        d["n_grads"], d["t_grads"] = n_grads, t_grads      # the raw gradients, for tests
         self.n_opt.step()
         self.n_sched.step()
         self.t_opt.step()
