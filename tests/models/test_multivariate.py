@@ -200,7 +200,7 @@ def test_forecaster_runs_a_multivariate_model_beside_a_univariate_one(tmp_path):
 
 
 # TSMixer is left out: cross_validation's refit step updates its BatchNorm running statistics on
-# each library's own random windows (its predict from NF's weights is covered above)
+# each library's own random windows (its forward from NF's weights, BatchNorm included, is tested above)
 PREDICT_CASES = [
     ("MLPMultivariate", dict(hidden_size=16, scaler_type="standard", futr_exog_list=["f"], hist_exog_list=["x"],
                              stat_exog_list=["s"])),
