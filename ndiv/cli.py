@@ -121,11 +121,13 @@ def seasonal_naive(train: dict, h: int, season: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _model(args):
+def _model(args, data=None):
     from ndiv.models import MODELS
     if args.model not in MODELS:
         raise DataError(f"unknown --model {args.model!r}; choose one of {sorted(MODELS)} (ndiv models lists them)")
     kwargs = dict(h=args.h, input_size=args.input_size, max_steps=args.max_steps, random_seed=args.seed)
+    if MODELS[args.model].MULTIVARIATE and data is not None:       # all the data's series at once
+        kwargs["n_series"] = len(np.unique(data["unique_id"]))
     if args.level:
         from ndiv.losses import MQLoss
         kwargs["loss"] = MQLoss(level=args.level)
@@ -162,7 +164,7 @@ def cmd_forecast(args) -> int:
     from ndiv.metrics import mae, smape
     data, freq = _load(args)
     train, test = _split(data, args.h)
-    model = _model(args)
+    model = _model(args, data)
     fc = ndiv.Forecaster(models=[model], freq=freq)
     if args.explain and not args.plot:
         raise SystemExit("ndiv: --explain writes its pictures next to the forecast plot: pass --plot PATH.png too")
@@ -237,7 +239,7 @@ def cmd_cv(args) -> int:
     import ndiv
     from ndiv.metrics import mae
     data, freq = _load(args)
-    model = _model(args)
+    model = _model(args, data)
     fc = ndiv.Forecaster(models=[model], freq=freq)
     cv = _as_dict(fc.cross_validation(data, n_windows=args.n_windows, step_size=args.step_size))
     name = str(model) if str(model) in cv else f"{model}-median"

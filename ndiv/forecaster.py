@@ -267,10 +267,10 @@ class Forecaster:
                 raise ValueError(f"{who}(h={h}) is longer than the models' horizon h={self.h}: a longer h is "
                                  "forecast recursively, which prediction intervals do not support")
             for m in self.models:
-                if m.hist_exog_list or m.MULTIVARIATE:
+                if m.hist_exog_list:
                     raise ValueError(f"{who}(h={h}) is longer than the models' horizon h={self.h}: {m} "
-                                     f"{'has hist_exog_list' if m.hist_exog_list else 'is multivariate'}, so it "
-                                     f"cannot forecast recursively; build the models with h={h}")
+                                     f"has hist_exog_list, so it cannot forecast recursively; build the models "
+                                     f"with h={h}")
         return int(h)
 
     def predict(self, df=None, static_df=None, futr_df=None, verbose: bool = False,
@@ -352,7 +352,8 @@ class Forecaster:
             if step + 1 < n_steps:
                 rows = (full.indptr[1:, None] - self.h + np.arange(self.h)).reshape(-1)
                 temporal = full.temporal.copy()
-                temporal[rows, 0], temporal[rows, -1] = y[:, :, point].reshape(-1), 1.0
+                fed = y[0, :, :, point].T if model.MULTIVARIATE else y[:, :, point]    # [S, h]
+                temporal[rows, 0], temporal[rows, -1] = fed.reshape(-1), 1.0
                 ds = full.with_temporal(temporal)
 
     def make_future_dataframe(self, df=None, h: int | None = None):

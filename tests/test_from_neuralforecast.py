@@ -40,6 +40,10 @@ TINY.update(VanillaTransformer=dict(hidden_size=8, n_head=2, conv_hidden_size=8)
 TINY.update(Autoformer=dict(hidden_size=8, n_head=2, conv_hidden_size=4, MovingAvg_window=5),
             FEDformer=dict(hidden_size=16, conv_hidden_size=4, MovingAvg_window=5, modes=3))
 TINY.update(TFT=dict(hidden_size=8, n_head=2, windows_batch_size=16))
+# the multivariate models, on the two series of series()
+TINY.update(MLPMultivariate=dict(hidden_size=8, n_series=2), TSMixer=dict(ff_dim=4, n_series=2),
+            TSMixerx=dict(ff_dim=4, n_series=2), StemGNN=dict(multi_layer=1, n_series=2),
+            iTransformer=dict(hidden_size=8, n_heads=2, d_ff=8, n_series=2))
 
 
 @pytest.fixture(autouse=True)

@@ -113,17 +113,18 @@ class Pair:
         self.n_opt, self.n_sched = self.nd._make_optimizer()
         self.ndiv, self.torch = ndiv, torch
 
-    def setup_data(self, train_df, static_df=None):
+    def setup_data(self, train_df, static_df=None, freq="MS"):
         from ndiv.data import TimeSeriesDataset, TrainWindowSampler
         import pandas as pd
         m = self.nd
         exog = list(m.hist_exog_list) + list(m.futr_exog_list)
         self.ds = TimeSeriesDataset.from_df({c: train_df[c].to_numpy() for c in ["unique_id", "ds", "y"] + exog},
-                                            freq="MS", static_df=static_df, exog_cols=exog)
+                                            freq=freq, static_df=static_df, exog_cols=exog)
         m._rng = np.random.default_rng(m.random_seed)
         self.sampler = TrainWindowSampler(
             self.ds, input_size=m.input_size, h=m.h, batch_size=m.batch_size, windows_batch_size=m.windows_batch_size,
-            step_size=m.step_size, start_padding_enabled=m.start_padding_enabled, random_seed=m.random_seed)
+            step_size=m.step_size, start_padding_enabled=m.start_padding_enabled, random_seed=m.random_seed,
+            multivariate=m.MULTIVARIATE)
         b = self.ds.batch()
         self.nf_batch = dict(temporal=self.torch.tensor(b["temporal"]), temporal_cols=pd.Index(list(b["temporal_cols"])),
                              y_idx=b["y_idx"])

@@ -164,3 +164,49 @@ class ModelLatency:
 
     def time_forward_batch1(self, model, backend):
         self.forward()
+
+
+# -- multivariate models: ETTh1's 7 columns as 7 series (a batch holds all of them) -----------------
+MV_NAMES = ["MLPMultivariate", "TSMixer", "TSMixerx", "StemGNN", "iTransformer"]
+MV_H, MV_INPUT, MV_ROWS = 24, 96, 2000     # the first MV_ROWS hours of ETTh1 (../shared/data)
+
+
+class MultivariateFit:
+    """fit (STEPS steps), predict of all 7 series, and peak RSS of each multivariate model on ETTh1,
+    ndiv against NeuralForecast with the same hyperparameters (each model's NF defaults otherwise).
+    Skips when ../shared/data/ett/ETTh1.csv is not beside the repository."""
+    param_names = ["model", "backend"]
+    params = (MV_NAMES, BACKENDS)
+    timeout = 600
+    repeat = (1, 3, 120.0)
+    rounds = 1
+    warmup_time = 0
+
+    def setup(self, model, backend):
+        import os
+        forecaster, models = _frameworks(backend)
+        if not hasattr(models, model):
+            raise NotImplementedError(f"{backend} has no model {model!r}")
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "..", "shared", "data", "ett", "ETTh1.csv")
+        if not os.path.exists(path):
+            raise NotImplementedError("../shared/data/ett/ETTh1.csv is absent")
+        import pandas as pd
+        raw = pd.read_csv(path, parse_dates=["date"], nrows=MV_ROWS)
+        self.df = raw.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
+        extra = NF_QUIET if backend == "torch" else {}
+        self.make = lambda: forecaster(models=[getattr(models, model)(
+            h=MV_H, input_size=MV_INPUT, n_series=7, max_steps=STEPS, random_seed=1, **extra)], freq="h")
+        if hasattr(self, "time_predict"):
+            self.fitted = self.make()
+            self.fitted.fit(self.df)
+            self.fitted.predict()       # the first predict may compile kernels: outside the timing
+
+    def time_fit(self, model, backend):
+        self.make().fit(self.df)
+
+    def peakmem_fit(self, model, backend):
+        self.make().fit(self.df)
+
+    def time_predict(self, model, backend):
+        self.fitted.predict()

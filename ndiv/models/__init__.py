@@ -28,3 +28,13 @@ MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RN
 MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM)})
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
+
+# the multivariate models (MULTIVARIATE=True: n_series, a batch holds all series)
+from ndiv.models.mlpmultivariate import MLPMultivariate  # noqa: E402
+from ndiv.models.stemgnn import StemGNN  # noqa: E402
+from ndiv.models.tsmixer import TSMixer  # noqa: E402
+from ndiv.models.tsmixerx import TSMixerx  # noqa: E402
+from ndiv.models.itransformer import iTransformer  # noqa: E402
+
+MODELS.update({cls.__name__: cls for cls in (MLPMultivariate, StemGNN, TSMixer, TSMixerx, iTransformer)})
+__all__ += ["MLPMultivariate", "StemGNN", "TSMixer", "TSMixerx", "iTransformer"]

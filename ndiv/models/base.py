@@ -220,9 +220,14 @@ class BaseModel(nn.Module):
             out[k] = None if v is None else ndiv.tensor(np.ascontiguousarray(v, dtype=np.float32), device=self.device)
         for kind in ("futr", "hist", "stat"):   # categorical columns -> their embeddings (NF's _embed_stream)
             v = batch.get(f"{kind}_exog")
+            temporal_mv = self.MULTIVARIATE and kind != "stat" and v is not None
+            if temporal_mv:                     # [W, X, T, N] -> [W, T, N, X]: embed the feature axis
+                v = np.moveaxis(v, 1, -1)
             out[f"{kind}_exog"] = None if v is None else embed_stream(
                 v, getattr(self, f"{kind}_exog_list"), getattr(self, f"{kind}_cat_exog_list"),
                 getattr(self, f"{kind}_cat_embeddings"), self.device)
+            if temporal_mv:                     # back to NF's multivariate layout [W, X', T, N]
+                out[f"{kind}_exog"] = out[f"{kind}_exog"].permute(0, 3, 1, 2)
         if self.exclude_insample_y:
             out["insample_y"] = out["insample_y"] * 0.0
         return out
@@ -355,8 +360,24 @@ class BaseModel(nn.Module):
         if missing:
             raise ValueError(f"{name}: stat_exog_list names {missing}, not columns of static_df "
                              f"(its columns: {dataset.static_cols}); pass static_df with them")
-        if self.MULTIVARIATE and dataset.n_series != self.n_series:
-            raise ValueError(f"{name}: n_series={self.n_series} but the data has {dataset.n_series} series")
+        self._check_multivariate(dataset)
+
+    def _check_multivariate(self, dataset, who: str = "") -> None:
+        """A multivariate model needs its n_series series, all ending at the same date (a batch
+        stacks them right-aligned: series ending at other dates would mix dates silently)."""
+        if not self.MULTIVARIATE:
+            return
+        name = f"{self}{who}"
+        if dataset.n_series != self.n_series:
+            raise ValueError(f"{name}: the model was built with n_series={self.n_series} but the data has "
+                             f"{dataset.n_series} series; a multivariate model forecasts all its series at once: "
+                             f"build it with n_series={dataset.n_series} or pass the {self.n_series} series")
+        last = dataset.last_ds
+        if len(last) and (last != last[0]).any():
+            i = int(np.flatnonzero(last != last[0])[0])
+            raise ValueError(f"{name}: a multivariate model needs its series aligned on the same dates, but series "
+                             f"{str(dataset.uids[0])!r} ends at {last[0]} and series {str(dataset.uids[i])!r} at {last[i]}; "
+                             "give every series the same last date (series may start at different dates)")
 
     @ndiv.no_grad()
     def validate(self, dataset) -> float:
@@ -428,6 +449,7 @@ class BaseModel(nn.Module):
         reseeds at predict): the same call gives the same forecast, also from several threads.
         """
         self.loss.predict_output_names(quantiles, who=str(self))    # a point loss raises here
+        self._check_multivariate(dataset, " (predict)")
         self.eval()
         self.to(self.device)
         rng = np.random.default_rng(self.random_seed)
