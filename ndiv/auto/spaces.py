@@ -154,6 +154,9 @@ SPACES: dict[str, dict] = {
     "TSMixer": _windows(input_size=(1, 2, 3, 4), n_block=choice([1, 2, 4, 6, 8]), learning_rate=loguniform(1e-4, 1e-2),
                         ff_dim=choice([32, 64, 128]), scaler_type=choice(["identity", "robust", "standard"]),
                         max_steps=choice([500, 1000, 2000]), dropout=uniform(0.0, 0.99), windows=False),
+    "TSMixerx": _windows(input_size=(1, 2, 3, 4), n_block=choice([1, 2, 4, 6, 8]), learning_rate=loguniform(1e-4, 1e-2),
+                         ff_dim=choice([32, 64, 128]), scaler_type=choice(["identity", "robust", "standard"]),
+                         max_steps=choice([500, 1000, 2000]), dropout=uniform(0.0, 0.99), windows=False),
     "StemGNN": _windows(input_size=(1, 2, 3, 4), n_stacks=choice([2]), multi_layer=choice([3, 5, 7]),
                         max_steps=choice([500, 1000, 2000]), windows=False),
 }
