@@ -81,7 +81,7 @@ def _recursion(model, inputs: dict, batch: dict, loc, scale):
     L1, H = batch["insample_y"].shape[1], batch["outsample_y"].shape[1]
     step_inputs = {k: None if v is None or k == "stat_exog" else v[:, :L1] for k, v in inputs.items()}
     step_inputs["stat_exog"] = inputs["stat_exog"]
-    state = None
+    state = feedback = None
     for tau in range(H):
         if tau:
             t = L1 + tau - 1
