@@ -35,6 +35,8 @@ TINY = dict(MLP=dict(hidden_size=8, num_layers=1), DLinear=dict(moving_avg_windo
             PatchTST=dict(hidden_size=8, n_heads=2, encoder_layers=1, patch_len=4, stride=2, linear_hidden_size=8),
             TiDE=dict(hidden_size=8, decoder_output_dim=4, temporal_decoder_dim=8), BiTCN=dict(hidden_size=4),
             DeepNPTS=dict(hidden_size=8, n_layers=1), NBEATSx=dict(mlp_units=[[8, 8]]))
+TINY["DeepAR"] = dict(lstm_hidden_size=8, lstm_dropout=0.0)
+SAMPLED = {"DeepAR"}   # quantile columns drawn per step: only the (deterministic) point column is compared
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +90,13 @@ def test_every_model_forecasts_as_neuralforecast(name, tmp_path):
     ref, _, _ = fit_save([nf_model(name)], tmp_path)
     fc = ndiv.Forecaster.load(tmp_path)
     assert [type(m).__name__ for m in fc.models] == [name]
+    assert_same(fc.predict(), ref, columns=[name] if name in SAMPLED else None)
+
+
+def test_recurrent_lstm_forecasts_as_neuralforecast(tmp_path):
+    ref, _, _ = fit_save([nf_model("LSTM", recurrent=True, h_train=2, inference_input_size=6)], tmp_path)
+    fc = ndiv.Forecaster.load(tmp_path)
+    assert fc.models[0].RECURRENT and fc.models[0].inference_input_size == 6
     assert_same(fc.predict(), ref)
 
 
