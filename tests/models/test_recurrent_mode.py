@@ -157,7 +157,8 @@ POINT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, kw, exog", POINT_CASES, ids=lambda v: str(v) if isinstance(v, (str, bool)) else "")
+@pytest.mark.parametrize("name, kw, exog", POINT_CASES,
+                         ids=[f"{n}-{'exog' if e else 'defaults'}" for n, _, e in POINT_CASES])
 def test_recursive_forecast_matches_neuralforecast(name, kw, exog):
     got, ref = _forecasts(name, kw, exog)
     assert np.ptp(ref[name].to_numpy()) > 0   # the forecast moves
