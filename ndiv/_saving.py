@@ -86,6 +86,7 @@ def _check_replaceable(target: str, overwrite: bool) -> None:
 def _write_folder(fc, folder: str) -> None:
     models = []
     for i, m in enumerate(fc.models):
+        m = m.saved_model() if hasattr(m, "saved_model") else m   # an Auto model: its refit best model
         name = f"model_{i}.safetensors"
         ndiv.save({k: to_device(v, "cpu") for k, v in m.state_dict().items()},
                   os.path.join(folder, name))

@@ -169,7 +169,7 @@ def cmd_forecast(args) -> int:
     recorder = None
     if args.explain:
         from ndiv.viz import GradientRecorder
-        recorder = GradientRecorder(model)
+        recorder = GradientRecorder(model, every=max(1, args.max_steps // 100))   # about 100 points
     t0 = time.perf_counter()
     fc.fit(train)
     if recorder is not None:
@@ -202,7 +202,8 @@ def cmd_forecast(args) -> int:
 
 def _explain(path: str, fc, recorder) -> None:
     """PATH_gradients.png (gradient flow over the fit) and the model's own interpretation:
-    PATH_decomposition.png (NHITS, NBEATS, NBEATSx) or PATH_attention.png (PatchTST)."""
+    PATH_decomposition.png (NHITS, NBEATS, NBEATSx), PATH_importances.png (TFT: variable
+    importances and attention over time) or PATH_attention.png (PatchTST)."""
     from ndiv import viz
     stem = path[:-4] if path.lower().endswith(".png") else path
     model = fc.models[0]
@@ -212,11 +213,14 @@ def _explain(path: str, fc, recorder) -> None:
     if kind in viz.interpret.DECOMPOSABLE:
         viz.plot_decomposition(viz.decomposition(fc), f"{stem}_decomposition.png")
         print(f"wrote {stem}_decomposition.png")
+    elif kind == "TFT":
+        viz.plot_tft(viz.tft_interpretation(fc), f"{stem}_importances.png")
+        print(f"wrote {stem}_importances.png")
     elif any(type(m).__name__ == "_ScaledDotProductAttention" for m in model.modules()):
         viz.plot_attention(viz.attention(fc), f"{stem}_attention.png")
         print(f"wrote {stem}_attention.png")
     else:
-        print(f"{kind} has no decomposition or attention map to show (NHITS, NBEATS, NBEATSx and PatchTST do)")
+        print(f"{kind} has no decomposition or attention map to show (NHITS, NBEATS, NBEATSx, TFT and PatchTST do)")
 
 
 def _season(args, freq) -> tuple[int, str]:
@@ -338,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a PNG of the last seasons of history, forecast and intervals (needs matplotlib)")
     f.add_argument("--explain", action="store_true",
                    help="also write PLOT_gradients.png (gradient flow of the fit) and the model's decomposition "
-                        "(NHITS/NBEATS) or attention (PatchTST) next to --plot")
+                        "(NHITS/NBEATS), importances and attention (TFT) or attention (PatchTST) next to --plot")
     c = sub.add_parser("cv", help="cross-validation over the last windows of each series",
                        description="Cross-validation: forecasts from --n-windows cutoffs, --step-size apart, "
                        "at the end of every series.", epilog=CV_EXAMPLES,

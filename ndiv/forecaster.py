@@ -202,7 +202,7 @@ class Forecaster:
     @_transactional
     def fit(self, df=None, static_df=None, val_size: int = 0, use_init_models: bool = False,
             verbose: bool = False, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-            prediction_intervals=None) -> "Forecaster":
+            prediction_intervals=None, backend=None) -> "Forecaster":
         """Train every model on df (long format; None: the data of the last fit again).
 
         static_df: one row per series with its static features (kept for predict and save).
@@ -210,7 +210,9 @@ class Forecaster:
         training. use_init_models: start from the weights the models had when constructed
         (otherwise a second fit continues from the trained weights, as NeuralForecast does).
         prediction_intervals: a PredictionIntervals: first a cross-validation on df scores the
-        point-loss models, so that predict(level=) gives them conformal intervals (ndiv/conformal.py)."""
+        point-loss models, so that predict(level=) gives them conformal intervals (ndiv/conformal.py).
+        backend: None (the models one after another, here), or where to fit them at once: 'local',
+        'dask', 'ray', a dask Client or scheduler address (ndiv/auto/parallel.py)."""
         like = frame_kind(df)
         if df is None:
             if not self._fitted:
@@ -232,8 +234,12 @@ class Forecaster:
             self._conformity = conformal.conformity_scores(self, df, static_df, val_size, id_col, time_col, target_col)
         self._raw_dataset = ds
         ds, self._scalers = fit_local_scalers(ds, self.local_scaler_type, exclude=self._cat_cards)
-        for m in self.models:
-            m.fit_dataset(ds, val_size=val_size, test_size=0)
+        if backend is None:
+            for m in self.models:
+                m.fit_dataset(ds, val_size=val_size, test_size=0)
+        else:
+            from ndiv.auto.parallel import fit_models
+            fit_models(self.models, ds, val_size, backend)
         self._dataset, self._fitted, self._like = ds, True, like
         self._static_df = static_df
         return self
@@ -414,7 +420,7 @@ class Forecaster:
                          val_size: int = 0, test_size: int | None = None, use_init_models: bool = False,
                          verbose: bool = False, refit: bool | int = False, id_col: str = "unique_id",
                          time_col: str = "ds", target_col: str = "y", level: Sequence[float] | None = None,
-                         quantiles: Sequence[float] | None = None, h: int | None = None):
+                         quantiles: Sequence[float] | None = None, h: int | None = None, backend=None):
         """Forecasts from n_windows cutoffs at the end of each series, step_size apart, with
         the models trained on the data before the first cutoff (refit=True: retrained before
         every cutoff; an int k: every k windows). As in NeuralForecast, give n_windows or
@@ -423,7 +429,9 @@ class Forecaster:
         recursive h is not supported). use_init_models: start from the weights at construction.
         level / quantiles: intervals as in predict (checked before training; NeuralForecast
         honours them only with refit, ndiv always). Returns unique_id, ds, cutoff, one column
-        per model output, and y (NeuralForecast's columns and order)."""
+        per model output, and y (NeuralForecast's columns and order). backend (with refit): where the
+        refits run at once, each from the models' state before the call ('local', 'dask', 'ray', a
+        dask Client; ndiv/auto/parallel.py); None: one after another, each from the previous one."""
         if df is None:
             raise ValueError("cross_validation needs df")
         if h is not None and h != self.h:
@@ -453,12 +461,19 @@ class Forecaster:
         if isinstance(refit, int) and not isinstance(refit, bool) and refit > 1:
             refits = list(range(0, n_windows, refit))
         pieces = {m: [] for m in self.models}
+        if backend is not None:
+            from ndiv.auto.parallel import fit_windows
+            ys = fit_windows(self.models, ds, [h + step_size * (n_windows - 1 - w0) for w0 in refits], val_size,
+                             step_size, qs, backend)
         for m in self.models:
             for w0_i, w0 in enumerate(refits):
                 w1 = refits[w0_i + 1] if w0_i + 1 < len(refits) else n_windows
                 ts = h + step_size * (n_windows - 1 - w0)
-                m.fit_dataset(ds, val_size=val_size, test_size=ts)
-                y = m.predict_dataset(ds, step_size=step_size, test_size=ts, quantiles=qs)
+                if backend is None:
+                    m.fit_dataset(ds, val_size=val_size, test_size=ts)
+                    y = m.predict_dataset(ds, step_size=step_size, test_size=ts, quantiles=qs)
+                else:
+                    y = ys[m][w0_i]
                 y = (y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(ds.n_series, -1, h, y.shape[-1]))
                 pieces[m].append(y[:, : w1 - w0])
         # dates, cutoffs and actuals of every (series, window, step)
@@ -573,6 +588,79 @@ class Forecaster:
             return _nf_folder.from_neuralforecast(path, cls)
         return _saving.load_forecaster(cls, path)
 
+    # -- interpretation: ndiv.viz.interpret computes, these return frames ----------------------------
+    def feature_importances(self, model=None, futr_df=None, unique_id=None) -> dict:
+        """A TFT's variable-selection weights on the window that predict() forecasts from, averaged
+        over the series (or for the series unique_id), with NeuralForecast's keys:
+        'Past variable importance over time' (L rows, one column per past input: hist exog, futr
+        exog or 'repeated_target' when there is none, 'observed_target'), 'Future variable
+        importance over time' (h rows, one column per future input) and 'Static covariates'
+        (index: the static columns, column 'importance', sorted; a dict has a 'variable' column).
+        Every row of the first two, and the static column, sums to 1. model: index, alias or the
+        model (default the first TFT); futr_df: as for predict."""
+        from ndiv.viz.interpret import tft_interpretation
+        r = tft_interpretation(self, model, futr_df)
+        rows = _interpretation_rows(r["unique_id"], unique_id)
+        out = {"Past variable importance over time": self._interpretation_frame(
+            dict(zip(r["past_names"], r["past"][rows].mean(0).T)))}
+        if r["future_names"] != ["repeated_target"]:     # NF gives future importances with futr exog only
+            out["Future variable importance over time"] = self._interpretation_frame(
+                dict(zip(r["future_names"], r["future"][rows].mean(0).T)))
+        if r["static"] is not None:
+            imp = r["static"][rows].mean(0)
+            order = np.argsort(imp, kind="stable")
+            names = np.asarray(r["static_names"], dtype=object)[order]
+            out["Static covariates"] = self._interpretation_frame({"variable": names, "importance": imp[order]},
+                                                                  index="variable")
+        return out
+
+    def attention_weights(self, model=None, futr_df=None, unique_id=None):
+        """A TFT's attention over time on the window that predict() forecasts from, averaged over
+        heads and series (or for the series unique_id): one row per step of the window ('step':
+        -L+1 .. 0 for the input, 1 .. h for the horizon), a column 'h{k}' per forecast step k with
+        the weight it gives that step (each column sums to 1; later steps get 0, the attention is
+        causal), and 'mean' over the horizon. NeuralForecast's attention_weights() matrix
+        [L + h, L + h] is the full map: ndiv.viz.tft_interpretation(fc)['attention']."""
+        from ndiv.viz.interpret import tft_interpretation
+        r = tft_interpretation(self, model, futr_df)
+        rows = _interpretation_rows(r["unique_id"], unique_id)
+        L, h = r["input_size"], r["h"]
+        att = r["attention"][rows].mean(axis=(0, 1))[L:]                  # [h, L + h]: horizon steps attend
+        cols = {"step": np.arange(-L + 1, h + 1)}
+        cols.update({f"h{k + 1}": att[k] for k in range(h)})
+        cols["mean"] = att.mean(0)
+        return self._interpretation_frame(cols)
+
+    def decomposition(self, model=None, futr_df=None):
+        """An NHITS, NBEATS or NBEATSx forecast split into its parts, in the data's units: per series
+        and forecast date, 'level' (the last value), one column per stack (e.g. 'stack 0 (trend)')
+        and the model's point forecast = level + the stacks (the median's parts with MQLoss).
+        model: index, alias or the model (default the first); futr_df: as for predict."""
+        from ndiv.viz.interpret import _pick, decomposition
+        m = _pick(self, model)
+        if getattr(m.loss, "is_distribution_output", False):
+            raise ValueError(f"{m}: decomposition() splits point forecasts (and MQLoss quantiles); with "
+                             f"{type(m.loss).__name__} the stacks add up distribution parameters, not a forecast")
+        r = decomposition(self, m, futr_df)
+        k = r["stacks"].shape[-1] // 2                          # the middle output: the median of MQLoss
+        h = r["level"].shape[1]
+        id_col, time_col, _ = self._column_names()
+        cols = {id_col: np.repeat(r["unique_id"], h), time_col: np.asarray(r["ds"]),
+                "level": r["level"][:, :, k].reshape(-1)}
+        for s, name in enumerate(r["stack_names"]):
+            cols[name] = r["stacks"][s, :, :, k].reshape(-1)
+        cols[r["model"]] = r["forecast"][:, :, k].reshape(-1)
+        return self._interpretation_frame(cols)
+
+    def _interpretation_frame(self, cols: dict, index: str | None = None):
+        """cols as the fit data's kind of frame (pandas when installed and the data were a dict)."""
+        like = self._like if self._like is not None else ("pandas" if _has_pandas() else None)
+        frame = make_frame(cols, like)
+        if index is not None and frame_kind(frame) == "pandas":
+            frame = frame.set_index(index)
+            frame.index.name = None
+        return frame
+
 
 def _rescale_future(full, ds, scalers, h):
     """Local-scale the appended future exogenous rows (the y placeholders stay 0)."""
@@ -638,6 +726,17 @@ def _series_subset(ds: TimeSeriesDataset, idx: np.ndarray) -> TimeSeriesDataset:
     return TimeSeriesDataset(ds.temporal[rows], ds.temporal_cols, indptr, ds.uids[idx], ds.ds[rows],
                              None if ds.static is None else ds.static[idx], ds.static_cols, ds.freq,
                              ds.id_col, ds.time_col, ds.target_col)
+
+
+def _interpretation_rows(uids: np.ndarray, unique_id) -> np.ndarray:
+    """The rows of the series unique_id (all series when None)."""
+    if unique_id is None:
+        return np.arange(len(uids))
+    rows = np.flatnonzero(uids == unique_id)
+    if rows.size == 0:
+        raise ValueError(f"unique_id={unique_id!r} is not one of the fitted series ({list(uids[:5])}"
+                         f"{' ...' if len(uids) > 5 else ''})")
+    return rows
 
 
 def _has_pandas() -> bool:

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "asv_benchmarks", "benchmarks")
 PREFIXES = ("time_", "timeraw_", "track_", "peakmem_", "mem_")
 RUN_SUITES = ["ops", "memory_pool", "import_time", "models"]   # set up and called here
-IMPORT_ONLY = ["kernels"]                                       # imported and checked here
+IMPORT_ONLY = ["kernels", "llm"]                                     # imported and checked here
 
 @pytest.fixture(scope="module", autouse=True)
 def bench_path():

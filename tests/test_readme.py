@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-OPTIONAL = {"pandas", "matplotlib", "torch", "neuralforecast", "polars", "asv", "cupy"}
+OPTIONAL = {"pandas", "matplotlib", "torch", "neuralforecast", "polars", "asv", "cupy", "optuna", "dask",
+            "distributed", "ray"}
 
 
 def blocks(lang: str) -> list[tuple[int, str]]:

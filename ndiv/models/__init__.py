@@ -17,9 +17,16 @@ from ndiv.models.tide import TiDE
 from ndiv.models.bitcn import BiTCN
 from ndiv.models.deepnpts import DeepNPTS
 from ndiv.models.nbeatsx import NBEATSx
+from ndiv.models.vanillatransformer import VanillaTransformer
+from ndiv.models.informer import Informer
+from ndiv.models.autoformer import Autoformer
+from ndiv.models.fedformer import FEDformer
+from ndiv.models.tft import TFT
+from ndiv.models.timellm import TimeLLM
 from ndiv.models.deepar import DeepAR
 
 MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
+MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM)})
 
 MODELS["DeepAR"] = DeepAR
 

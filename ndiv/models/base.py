@@ -81,6 +81,7 @@ class BaseModel(nn.Module):
     MULTIVARIATE = RECURRENT = False
     DEFAULTS: dict = {}
     OPTION_RULES: dict = {}  # the model's own options -> _checks.Rule, checked before its layers are built
+    _validation_callback = None  # called with (step, valid_loss) after each validation check (ndiv.auto)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -346,6 +347,8 @@ class BaseModel(nn.Module):
             if self.val_size > 0 and step % self.val_check_steps == 0:
                 valid = self.validate(dataset)
                 self.valid_trajectories.append((step, valid))
+                if self._validation_callback is not None:   # ndiv.auto's pruner: raises to stop
+                    self._validation_callback(step, valid)
                 if self.early_stop_patience_steps > 0:
                     if valid < best:
                         best, bad_checks = valid, 0

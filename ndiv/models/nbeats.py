@@ -9,6 +9,7 @@ import numpy as np
 from ndiv import nn
 from ndiv.models._checks import MLP_UNITS, N_BLOCKS, NON_NEGATIVE_INT, POSITIVE_INT
 from ndiv.models.base import BaseModel
+from ndiv.models.common._stacks import build_blocks, doubly_residual
 
 ACTIVATIONS = ("ReLU", "Softplus", "Tanh", "SELU", "LeakyReLU", "PReLU", "Sigmoid")
 STACK_TYPES = ("identity", "trend", "seasonality")
@@ -210,30 +211,17 @@ class NBEATS(BaseModel):
             warnings.warn("NBEATS: n_polynomials is deprecated and ignored; the trend stack uses n_basis and basis",
                           DeprecationWarning, stacklevel=2)
         n_out = self.loss.outputsize_multiplier
-        blocks = []
-        for stack, n in zip(stack_types, n_blocks):
-            for block_id in range(n):
-                if shared_weights and block_id > 0:
-                    blocks.append(blocks[-1])             # the same module again, as in NF
-                    continue
-                if stack == "seasonality":
-                    basis_module = SeasonalityBasis(n_harmonics, input_size, h, n_out)
-                elif stack == "trend":
-                    basis_module = TrendBasis(n_basis, input_size, h, n_out, basis=basis)
-                else:
-                    basis_module = IdentityBasis(input_size, h, n_out)
-                blocks.append(NBEATSBlock(input_size, basis_module.n_theta, mlp_units, basis_module,
-                                          dropout_prob_theta, activation))
-        self.blocks = nn.ModuleList(blocks)
+        def make_block(stack, _):
+            if stack == "seasonality":
+                basis_module = SeasonalityBasis(n_harmonics, input_size, h, n_out)
+            elif stack == "trend":
+                basis_module = TrendBasis(n_basis, input_size, h, n_out, basis=basis)
+            else:
+                basis_module = IdentityBasis(input_size, h, n_out)
+            return NBEATSBlock(input_size, basis_module.n_theta, mlp_units, basis_module, dropout_prob_theta, activation)
+
+        self.blocks = build_blocks(stack_types, n_blocks, shared_weights, make_block)
 
     def forward(self, windows_batch):
         """insample_y, insample_mask [B, L, 1] -> forecast [B, h, n_out]."""
-        y = windows_batch["insample_y"].squeeze(-1)                       # [B, L]
-        residuals = y.flip(-1)                                            # the newest value first
-        mask = windows_batch["insample_mask"].squeeze(-1).flip(-1)
-        forecast = y[:, -1:, None]                                        # [B, 1, 1]: level with naive-1
-        for block in self.blocks:
-            backcast, block_forecast = block(residuals)
-            residuals = (residuals - backcast) * mask
-            forecast = forecast + block_forecast                          # [B, h, n_out]
-        return forecast
+        return doubly_residual(self.blocks, windows_batch, lambda block, residuals: block(residuals))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ndiv
 from ndiv import nn
 from ndiv.models.base import BaseModel
+from ndiv.models.common._stacks import build_blocks, doubly_residual
 from ndiv.models.common._modules import dense_input, dense_input_size
 from ndiv.models._checks import NON_NEGATIVE_INT, POSITIVE_INT
 from ndiv.models.nbeats import (BLOCK_RULES, IdentityBasis, NBEATSBlock, SeasonalityBasis, TrendBasis,
@@ -102,38 +103,25 @@ class NBEATSx(BaseModel):
         self.stack_types, self.n_blocks, self.mlp_units = list(stack_types), list(n_blocks), mlp_units
         self.dropout_prob_theta, self.activation, self.shared_weights = dropout_prob_theta, activation, shared_weights
         n_out = self.loss.outputsize_multiplier
-        blocks = []
-        for stack, n in zip(stack_types, n_blocks):
-            for block_id in range(n):
-                if shared_weights and block_id > 0:
-                    blocks.append(blocks[-1])             # the same module again, as in NF
-                    continue
-                if stack == "seasonality":
-                    basis = SeasonalityBasis(n_harmonics, input_size, h, n_out)
-                    n_theta = basis.n_theta
-                elif stack == "trend":
-                    basis = TrendBasis(n_polynomials, input_size, h, n_out, basis="polynomial")
-                    n_theta = basis.n_theta
-                elif stack == "identity":
-                    basis = IdentityBasis(input_size, h, n_out)
-                    n_theta = basis.n_theta
-                else:
-                    basis = ExogenousBasis(h)
-                    n_theta = 2 * (self.futr_exog_size + self.stat_exog_size)
-                blocks.append(NBEATSxBlock(input_size, h, self.futr_exog_size, self.hist_exog_size,
-                                           self.stat_exog_size, n_theta, mlp_units, basis, dropout_prob_theta,
-                                           activation))
-        self.blocks = nn.ModuleList(blocks)
+        def make_block(stack, _):
+            if stack == "seasonality":
+                basis = SeasonalityBasis(n_harmonics, input_size, h, n_out)
+                n_theta = basis.n_theta
+            elif stack == "trend":
+                basis = TrendBasis(n_polynomials, input_size, h, n_out, basis="polynomial")
+                n_theta = basis.n_theta
+            elif stack == "identity":
+                basis = IdentityBasis(input_size, h, n_out)
+                n_theta = basis.n_theta
+            else:
+                basis = ExogenousBasis(h)
+                n_theta = 2 * (self.futr_exog_size + self.stat_exog_size)
+            return NBEATSxBlock(input_size, h, self.futr_exog_size, self.hist_exog_size, self.stat_exog_size,
+                                n_theta, mlp_units, basis, dropout_prob_theta, activation)
+
+        self.blocks = build_blocks(stack_types, n_blocks, shared_weights, make_block)
 
     def forward(self, windows_batch):
         """insample_y, insample_mask [B, L, 1], hist_exog [B, L, X], futr_exog [B, L + h, F],
         stat_exog [B, S] -> forecast [B, h, n_out]."""
-        y = windows_batch["insample_y"].squeeze(-1)                       # [B, L]
-        residuals = y.flip(-1)                                            # the newest value first
-        mask = windows_batch["insample_mask"].squeeze(-1).flip(-1)
-        forecast = y[:, -1:, None]                                        # [B, 1, 1]: level with naive-1
-        for block in self.blocks:
-            backcast, block_forecast = block(residuals, windows_batch)
-            residuals = (residuals - backcast) * mask
-            forecast = forecast + block_forecast                          # [B, h, n_out]
-        return forecast
+        return doubly_residual(self.blocks, windows_batch, lambda block, residuals: block(residuals, windows_batch))

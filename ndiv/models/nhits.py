@@ -8,6 +8,7 @@ import ndiv
 from ndiv import nn
 from ndiv.nn import functional as F
 from ndiv.models.base import BaseModel
+from ndiv.models.common._stacks import build_blocks, doubly_residual
 from ndiv.models.nbeats import BLOCK_RULES, block_layers, check_block_options
 
 POOLING = ("MaxPool1d", "AvgPool1d")
@@ -120,26 +121,16 @@ class NHITS(BaseModel):
         if interpolation_mode == "cubic" and n_out > 1:
             raise ValueError(f"NHITS: interpolation_mode='cubic' needs a loss with one output, but {type(self.loss).__name__} "
                              f"has {n_out}; use 'linear' or 'nearest'")
-        blocks = []
-        for i, n in enumerate(n_blocks):
-            for _ in range(n):
-                n_theta = input_size + n_out * max(h // n_freq_downsample[i], 1)
-                basis = _IdentityBasis(input_size, h, interpolation_mode, n_out)
-                blocks.append(NHITSBlock(input_size, h, n_theta, mlp_units, basis, self.futr_exog_size,
-                                         self.hist_exog_size, self.stat_exog_size, n_pool_kernel_size[i],
-                                         pooling_mode, dropout_prob_theta, activation))
-        self.blocks = nn.ModuleList(blocks)
+        def make_block(_, i):
+            n_theta = input_size + n_out * max(h // n_freq_downsample[i], 1)
+            basis = _IdentityBasis(input_size, h, interpolation_mode, n_out)
+            return NHITSBlock(input_size, h, n_theta, mlp_units, basis, self.futr_exog_size, self.hist_exog_size,
+                              self.stat_exog_size, n_pool_kernel_size[i], pooling_mode, dropout_prob_theta, activation)
+
+        self.blocks = build_blocks(stack_types, n_blocks, False, make_block)
 
     def forward(self, windows_batch):
         """insample_y, insample_mask [B, L, 1], futr_exog [B, L + h, F], hist_exog [B, L, X],
         stat_exog [B, S] -> forecast [B, h, n_out]."""
-        y = windows_batch["insample_y"].squeeze(-1)                       # [B, L]
-        residuals = y.flip(-1)                                            # the newest value first
-        mask = windows_batch["insample_mask"].squeeze(-1).flip(-1)
-        forecast = y[:, -1:, None]                                        # [B, 1, 1]: level with naive-1
-        for block in self.blocks:
-            backcast, block_forecast = block(residuals, windows_batch["futr_exog"], windows_batch["hist_exog"],
-                                             windows_batch["stat_exog"])
-            residuals = (residuals - backcast) * mask
-            forecast = forecast + block_forecast                          # [B, h, n_out]
-        return forecast
+        futr, hist, stat = windows_batch["futr_exog"], windows_batch["hist_exog"], windows_batch["stat_exog"]
+        return doubly_residual(self.blocks, windows_batch, lambda block, residuals: block(residuals, futr, hist, stat))

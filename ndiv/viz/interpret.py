@@ -29,22 +29,36 @@ def _pick(forecaster, model):
     return model
 
 
-def _last_windows(forecaster, m):
-    """The model's prediction batches (scaled windows with their y_loc, y_scale) for fit data."""
+def _last_windows(forecaster, m, futr_df=None):
+    """The model's prediction batches (scaled windows with their y_loc, y_scale) for fit data;
+    futr_df: the future exogenous values, as for predict (needed when a model has futr_exog_list)."""
     forecaster._require_fit("an interpretation")
-    if m.futr_exog_list:
-        raise ValueError(f"{m}: interpretation of models with futr_exog_list is not supported (it needs futr_df)")
+    if m.futr_exog_list and futr_df is None:
+        raise ValueError(f"{m} uses future exogenous columns {list(m.futr_exog_list)}: pass futr_df with unique_id, "
+                         f"ds and those columns for the {forecaster.h} dates after each series' end, as to predict")
     ds = forecaster._dataset
-    full = ds.append_future(forecaster.h, None, [])
+    if ds is None:
+        raise ValueError("this Forecaster holds no training data (loaded with save_dataset=False): "
+                         "an interpretation needs the history it forecasts from")
+    futr = sorted({c for mm in forecaster.models for c in mm.futr_exog_list}) if futr_df is not None else []
+    full = ds.append_future(forecaster.h, _encoded(forecaster, futr_df), futr)
+    if forecaster._scalers and futr:
+        from ndiv.forecaster import _rescale_future
+        full = _rescale_future(full, ds, forecaster._scalers, forecaster.h)
     uid, dates = ds.future_dates(forecaster.h)
     return m._windows(full, "predict", step_size=1, test_size=forecaster.h), uid, dates
 
 
-def decomposition(forecaster, model=None) -> dict:
+def _encoded(forecaster, futr_df):
+    from ndiv.data.categorical import encode_frame
+    return encode_frame(futr_df, forecaster._categories, "futr_df")
+
+
+def decomposition(forecaster, model=None, futr_df=None) -> dict:
     """Per-stack forecasts of an NHITS, NBEATS or NBEATSx model in the data's units.
 
     forecaster: a fitted ndiv.Forecaster; model: which of its models (index, alias or the model;
-    default the first). Returns {'unique_id': [S], 'ds': [S * h], 'level': [S, h, n_out] (the
+    default the first); futr_df: as for predict (NBEATSx with futr_exog_list). Returns {'unique_id': [S], 'ds': [S * h], 'level': [S, h, n_out] (the
     last value, NHITS/NBEATS's start), 'stacks': [n_stacks, S, h, n_out] (the sum of each stack's
     block forecasts), 'forecast': [S, h, n_out] = level + stacks.sum(0)} (with a local scaler, in
     the scaled units). Raises ValueError for a model without stacks.
@@ -56,7 +70,7 @@ def decomposition(forecaster, model=None) -> dict:
     n_blocks = _n_blocks(m)
     for s, n in enumerate(n_blocks):
         stack_of += [s] * n
-    batches, uid, dates = _last_windows(forecaster, m)
+    batches, uid, dates = _last_windows(forecaster, m, futr_df)
     levels, stacks = [], []
     captured = []
     handles = [b.register_forward_hook(lambda mod, args, out: captured.append(to_device(out[1].data, "cpu")))
@@ -140,3 +154,40 @@ def attention(forecaster, model=None) -> dict:
         for h in handles:
             h.remove()
     return {"weights": [np.concatenate(w, 0) for w in weights], "model": str(m)}
+
+
+def tft_interpretation(forecaster, model=None, futr_df=None) -> dict:
+    """What a TFT read in the last window of every series (the window predict() forecasts from).
+
+    forecaster: a fitted ndiv.Forecaster; model: which of its models (index, alias or the model;
+    default the first TFT); futr_df: as for predict (needed with futr_exog_list). Returns
+    {'unique_id': [S], 'past_names', 'future_names', 'static_names' (lists), 'past': [S, L, n_past],
+    'future': [S, h, n_future], 'static': [S, n_static] or None (variable-selection weights: each
+    row sums to 1), 'attention': [S, n_head, L + h, L + h] (row t: how step t, counted from the
+    window's first step, attends to the steps up to itself), 'input_size', 'h', 'model'}.
+    """
+    if model is None:
+        tfts = [m for m in forecaster.models if type(m).__name__ == "TFT"]
+        if not tfts:
+            raise ValueError(f"none of the forecaster's models {[str(m) for m in forecaster.models]} is a TFT; "
+                             "variable importances and attention weights explain TFT")
+        m = tfts[0]
+    else:
+        m = _pick(forecaster, model)
+    if not hasattr(m, "forward_interpretable"):
+        raise ValueError(f"{m} has no variable selection; feature_importances() and attention_weights() explain TFT")
+    batches, _, _ = _last_windows(forecaster, m, futr_df)
+    parts = {"past": [], "future": [], "static": [], "attention": []}
+    keys = {"past": "history_vsn_wgts", "future": "future_vsn_wgts", "static": "static_encoder_sparse_weights",
+            "attention": "attn_wts"}
+    with ndiv.no_grad():
+        m.eval()
+        for batch in batches:
+            _, w = m.forward_interpretable(m._tensors(batch))
+            for k, key in keys.items():
+                if w[key] is not None:
+                    parts[k].append(np.asarray(to_device(w[key].data, "cpu"), dtype=np.float64))
+    out = {k: np.concatenate(v, 0) if v else None for k, v in parts.items()}
+    return dict(out, unique_id=np.asarray(forecaster._dataset.uids), past_names=m.past_variable_names(),
+                future_names=list(m.futr_exog_list) or ["repeated_target"], static_names=list(m.stat_exog_list),
+                input_size=m.input_size, h=m.h, model=str(m))

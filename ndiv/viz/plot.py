@@ -26,6 +26,19 @@ def _save(fig, path):
     return fig
 
 
+def _graphviz():
+    """The graphviz package, with the dot program it runs; ImportError naming what is missing."""
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError('draw_graph(engine="graphviz") needs the graphviz package: pip install "ndiv[graph]" '
+                          '(and the dot program: apt install graphviz), or use engine="matplotlib"') from None
+    if shutil.which("dot") is None:
+        raise ImportError('draw_graph(engine="graphviz") needs the dot program on PATH (apt install graphviz, '
+                          'brew install graphviz), or use engine="matplotlib"')
+    return graphviz
+
+
 def _graphviz_available() -> bool:
     try:
         import graphviz  # noqa: F401
@@ -49,7 +62,7 @@ def draw_graph(scalar_or_graph, path=None, model=None, collapse_modules: bool = 
     if engine not in ("auto", "graphviz", "matplotlib"):
         raise ValueError(f"engine must be 'auto', 'graphviz' or 'matplotlib', got {engine!r}")
     if engine == "graphviz" or (engine == "auto" and _graphviz_available()):
-        import graphviz
+        graphviz = _graphviz()
         src = graphviz.Source(g.to_dot(), format="png")
         if path is not None:
             with open(path, "wb") as f:
@@ -113,17 +126,18 @@ def plot_gradient_flow(recorder, path=None, per_layer: bool = True, depth: int |
     depth: group by the first `depth` parts of the names (2 for NHITS: one line per block)."""
     plt = _plt()
     norms = recorder.grad_norms(per_layer, depth)
+    steps = np.asarray(recorder.step_index) + 1                  # 1-based, the recorded backwards
     panels = 2 if recorder.ratios and recorder.updates else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for i, (name, v) in enumerate(norms.items()):
         c = cmap(i / max(len(norms) - 1, 1))
-        axes[0, 0].plot(np.arange(1, len(v) + 1), v, color=c, lw=1, label=name or "(model)")
+        axes[0, 0].plot(steps, v, color=c, lw=1, label=name or "(model)")
     axes[0, 0].set(yscale="log", xlabel="step", ylabel="|grad| per layer", title=title or "gradient norms")
     if panels == 2:
         for i, (name, v) in enumerate(recorder.update_ratios(per_layer, depth).items()):
             c = cmap(i / max(len(norms) - 1, 1))
-            axes[0, 1].plot(np.arange(2, len(v) + 2), v, color=c, lw=1)
+            axes[0, 1].plot(steps[steps > 1], v, color=c, lw=1)
         axes[0, 1].axhline(1e-3, color="r", ls=":", lw=1)
         axes[0, 1].set(yscale="log", xlabel="step", ylabel="|update| / |weight|", title="update / weight ratio")
     if len(norms) <= 12:
@@ -172,5 +186,36 @@ def plot_attention(att: dict, path=None, row: int = 0):
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"{att['model']}: attention over patches (rows attend to columns)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_tft(interp: dict, path=None, series: int | None = None):
+    """A TFT's variable importances (past, future, static: mean weight per input) and the attention
+    each forecast step gives to the steps of its window (mean over heads and forecast steps).
+
+    interp: from ndiv.viz.tft_interpretation; series: one series' row (default: the mean over all)."""
+    plt = _plt()
+    rows = slice(None) if series is None else slice(series, series + 1)
+    bars = [("past inputs", interp["past_names"], interp["past"][rows].mean(axis=(0, 1)))]
+    if interp["future_names"] != ["repeated_target"]:
+        bars.append(("future inputs", interp["future_names"], interp["future"][rows].mean(axis=(0, 1))))
+    if interp["static"] is not None:
+        bars.append(("static inputs", interp["static_names"], interp["static"][rows].mean(0)))
+    L, h = interp["input_size"], interp["h"]
+    att = interp["attention"][rows].mean(axis=(0, 1))[L:].mean(0)                # [L + h]
+    fig, axes = plt.subplots(1, len(bars) + 1, figsize=(3.2 * len(bars) + 6, 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * len(bars) + [2]})
+    for ax, (title, names, w) in zip(axes[0], bars):
+        ax.barh(np.arange(len(names)), w, color="C0")
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set(xlim=(0, 1), title=f"{title}: importance")
+    ax = axes[0, -1]
+    steps = np.arange(-L + 1, h + 1)
+    ax.bar(steps, att, color=np.where(steps <= 0, "C1", "C2"), width=0.9)
+    ax.axvline(0.5, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="step of the window (1 = first forecast step)", ylabel="attention",
+           title=f"{interp['model']}: attention of the forecast steps")
     fig.tight_layout()
     return _save(fig, path)

@@ -1,6 +1,7 @@
 """ndiv.viz: the graph of a 2-layer MLP loss, the gradient recorder, decomposition and attention."""
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_recorder_off_attaches_nothing_and_on_matches_manual_norms():
     params = dict(model.named_parameters())
     assert all(not p._hooks for p in params.values())
     opt = ndiv.optim.SGD(model.parameters(), lr=0.1)
-    rec = viz.GradientRecorder(model)
+    rec = viz.GradientRecorder(model, every=1)
     assert rec.attached and all(len(p._hooks) == 1 for p in params.values())
     grads, weights = [], []
     for _ in range(3):
@@ -135,7 +136,7 @@ def test_recorder_during_a_fit_counts_every_step():
     from ndiv.models import NHITS
     model = NHITS(h=6, input_size=12, mlp_units=[[8, 8]], max_steps=4, random_seed=1)
     fc = ndiv.Forecaster([model], freq="MS")
-    with viz.GradientRecorder(model) as rec:
+    with viz.GradientRecorder(model, every=1) as rec:
         fc.fit(load_air_passengers())
     assert len(rec.steps) == 4 and len(rec.updates) == 3
     blocks = rec.grad_norms(depth=2)
@@ -214,3 +215,79 @@ def test_cli_forecast_explain_writes_gradient_flow_and_decomposition(tmp_path, c
     assert "MLP has no decomposition or attention map" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="pass --plot PATH.png"):
         cli.main(["forecast", "--max-steps", "2", "--output", str(tmp_path / "x.csv"), "--explain"])
+
+
+def test_graphviz_engine_draws_the_same_nodes_and_edges(tmp_path):
+    pytest.importorskip("graphviz")
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("the dot program is not installed (apt install graphviz)")
+    model, (x, y) = TwoLayer(), _data()
+    with viz.record_modules(model):
+        loss = _mlp_loss(model, x, y)
+    src = viz.draw_graph(loss, tmp_path / "g.png", model=model, engine="graphviz")
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert src.source == viz.graph(loss, model=model).to_dot()
+    assert src.source.count(" -> ") == 11 and 'label="fc1.weight' in src.source
+    # dot lays out every node: its plain output lists the 12 nodes and the 11 edges
+    plain = src.pipe(format="plain").decode()
+    assert sum(line.startswith("node ") for line in plain.splitlines()) == 12
+    assert sum(line.startswith("edge ") for line in plain.splitlines()) == 11
+    collapsed = viz.draw_graph(loss, tmp_path / "c.png", model=model, collapse_modules=True, engine="graphviz")
+    assert "fc1" in collapsed.source and "fc2" in collapsed.source
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graphviz_engine_without_graphviz_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    model, (x, y) = TwoLayer(), _data()
+    with pytest.raises(ImportError, match=r'pip install "ndiv\[graph\]"'):
+        viz.draw_graph(_mlp_loss(model, x, y), engine="graphviz")
+
+
+def test_recorder_every_k_records_those_backwards_with_the_update_since_the_one_before():
+    ndiv.manual_seed(0)
+    model, (x, y) = TwoLayer(), _data()
+    params = dict(model.named_parameters())
+    opt = ndiv.optim.Adam(model.parameters(), lr=0.05)
+    grads, weights = [], []
+    with viz.GradientRecorder(model, every=3) as rec:
+        for _ in range(8):
+            weights.append({k: p.data.copy() for k, p in params.items()})
+            opt.zero_grad()
+            _mlp_loss(model, x, y).backward()
+            grads.append({k: p.grad.copy() for k, p in params.items()})
+            opt.step()
+    assert rec.step_index == [0, 3, 6] and len(rec.updates) == 2
+    norms, ratios = rec.grad_norms(per_layer=False), rec.update_ratios(per_layer=False)
+    for i, t in enumerate(rec.step_index):
+        for k in params:
+            assert norms[k][i] == pytest.approx(np.linalg.norm(grads[t][k]), rel=1e-6)
+            if t:      # the update of the step between backward t - 1 and backward t
+                w0, w1 = weights[t - 1][k], weights[t][k]
+                assert ratios[k][i - 1] == pytest.approx(np.linalg.norm(w1 - w0) / np.linalg.norm(w0), rel=1e-5)
+    with pytest.raises(ValueError, match="every must be a positive int"):
+        viz.GradientRecorder(model, every=0)
+
+
+@pytest.mark.parametrize("kernels", ["reference", "cpu"])
+def test_grad_update_stats_kernel_equals_numpy_and_keeps_nan_and_inf(kernels):
+    import importlib
+    k = importlib.import_module(f"ndiv.kernels.{kernels}")
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        g, w, last = (rng.standard_normal((7, 5)).astype(dtype) for _ in range(3))
+        keep = last.copy()
+        gg, dd, ll = k.grad_update_stats(g, w, last)
+        g64, w64, l64 = (a.astype(np.float64) for a in (g, w, keep))
+        assert gg == pytest.approx((g64 ** 2).sum(), rel=1e-12)
+        assert dd == pytest.approx(((w64 - l64) ** 2).sum(), rel=1e-12)
+        assert ll == pytest.approx((l64 ** 2).sum(), rel=1e-12)
+        np.testing.assert_array_equal(last, w)          # the copy now holds the weights
+    big = np.full(4, 3e38, np.float32)                  # float32 squares overflow; float64 sums do not
+    assert math.isfinite(k.grad_update_stats(big, big, big.copy())[0])
+    g = np.array([1.0, np.nan, 2.0]); w = np.array([np.inf, 0.0, 1.0])
+    gg, dd, ll = k.grad_update_stats(g, w, np.zeros(3))
+    assert math.isnan(gg) and dd == math.inf and ll == 0.0
+    with pytest.raises(ValueError, match="sizes differ"):
+        k.grad_update_stats(np.zeros(3), np.zeros(3), np.zeros(4))

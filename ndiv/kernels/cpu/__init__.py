@@ -8,3 +8,4 @@ from ndiv.kernels.cpu.conv import conv1d_dilated_bwd, conv1d_dilated_fwd
 from ndiv.kernels.cpu.norm import (gelu_bwd, gelu_fwd, layer_norm_bwd, layer_norm_fwd,
                                    log_softmax_bwd, log_softmax_fwd, softmax_bwd, softmax_fwd)
 from ndiv.kernels.cpu.rnn import gru_seq_bwd, gru_seq_fwd, lstm_seq_bwd, lstm_seq_fwd
+from ndiv.kernels.cpu.stats import grad_update_stats
