@@ -208,6 +208,8 @@ def main():
     p.add_argument("--dedupe", action="store_true")
     p.add_argument("--sync", action="store_true", help="copy NF's weights into ndiv after each step")
     p.add_argument("--predict", action="store_true", help="compare the forecasts of the trained models")
+    p.add_argument("--own", action="store_true", help="MAE on the held-out year of each library's own trained "
+                   "weights (same initial weights and windows; for accuracy questions, several --seed)")
     p.add_argument("--exog", action="store_true", help="add a historical, a future and a static exogenous input")
     p.add_argument("--kw", default="{}", help="more hyperparameters as JSON, e.g. '{\"hidden_size\": 16}'")
     args = p.parse_args()
@@ -237,11 +239,31 @@ def run(name, args, extra, exog=False):
             print(f"{s:5d} {d['loss_nd']:10.6f} {d['loss_nf']:10.6f} {d['loss']:9.2e} {d.get('insample_y', 0):9.2e} "
                   f"{d['grad'][wg]:11.2e} {max(d['grad_abs'].values()):9.2e} {max(d['param'].values()):11.2e}  {wg}",
                   flush=True)
+    if args.own:
+        print("own weights: MAE nd {:.3f} nf {:.3f}".format(*own_mae(pair, train, test)))
     if args.predict:
         if exog:
             print("--predict compares without exogenous inputs only; skipped")
         else:
             predict_compare(pair, train, test)
+
+
+def own_mae(pair, train, test):
+    """(MAE of ndiv's trained weights, MAE of NF's trained weights) on the held-out year, both
+    forecast through ndiv (the forecasts from the same weights agree: see --predict)."""
+    import ndiv
+    from ndiv.models import MODELS
+    y = test["y"].to_numpy()
+    states = [{k: np.asarray(v).copy() for k, v in pair.nd.state_dict().items()},
+              {k: v.detach().numpy().copy() for k, v in pair.nf.state_dict().items()
+               if not k.startswith(("loss.", "valid_loss."))}]
+    out = []
+    for state in states:
+        m = MODELS[pair.name](**{**pair.nd._init_config, "max_steps": 1, "enable_progress_bar": False})
+        fc = ndiv.Forecaster(models=[m], freq="MS").fit(train)
+        m.load_state_dict(state, strict=True)
+        out.append(float(np.mean(np.abs(y - fc.predict()[pair.name].to_numpy()))))
+    return out
 
 
 def predict_compare(pair, train, test):
