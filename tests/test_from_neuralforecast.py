@@ -44,6 +44,8 @@ TINY.update(TFT=dict(hidden_size=8, n_head=2, windows_batch_size=16))
 TINY.update(MLPMultivariate=dict(hidden_size=8, n_series=2), TSMixer=dict(ff_dim=4, n_series=2),
             TSMixerx=dict(ff_dim=4, n_series=2), StemGNN=dict(multi_layer=1, n_series=2),
             iTransformer=dict(hidden_size=8, n_heads=2, d_ff=8, n_series=2))
+TINY["DeepAR"] = dict(lstm_hidden_size=8, lstm_dropout=0.0)
+SAMPLED = {"DeepAR"}   # quantile columns drawn per step: only the (deterministic) point column is compared
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +101,13 @@ def test_every_model_forecasts_as_neuralforecast(name, tmp_path):
     ref, _, _ = fit_save([nf_model(name)], tmp_path)
     fc = ndiv.Forecaster.load(tmp_path)
     assert [type(m).__name__ for m in fc.models] == [name]
+    assert_same(fc.predict(), ref, columns=[name] if name in SAMPLED else None)
+
+
+def test_recurrent_lstm_forecasts_as_neuralforecast(tmp_path):
+    ref, _, _ = fit_save([nf_model("LSTM", recurrent=True, h_train=2, inference_input_size=6)], tmp_path)
+    fc = ndiv.Forecaster.load(tmp_path)
+    assert fc.models[0].RECURRENT and fc.models[0].inference_input_size == 6
     assert_same(fc.predict(), ref)
 
 

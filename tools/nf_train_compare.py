@@ -121,8 +121,9 @@ class Pair:
         self.ds = TimeSeriesDataset.from_df({c: train_df[c].to_numpy() for c in ["unique_id", "ds", "y"] + exog},
                                             freq=freq, static_df=static_df, exog_cols=exog)
         m._rng = np.random.default_rng(m.random_seed)
+        win_input, win_h, self.win_hist, self.win_futr = m._window_spec("train")   # recurrent: L + 1, h_train
         self.sampler = TrainWindowSampler(
-            self.ds, input_size=m.input_size, h=m.h, batch_size=m.batch_size, windows_batch_size=m.windows_batch_size,
+            self.ds, input_size=win_input, h=win_h, batch_size=m.batch_size, windows_batch_size=m.windows_batch_size,
             step_size=m.step_size, start_padding_enabled=m.start_padding_enabled, random_seed=m.random_seed,
             multivariate=m.MULTIVARIATE)
         b = self.ds.batch()
@@ -135,13 +136,14 @@ class Pair:
         """One training step of both; returns a dict of the largest relative differences."""
         torch, ndiv, m, nf = self.torch, self.ndiv, self.nd, self.nf
         dedupe = m.dedupe_windows
-        batch = self.sampler.sample(scaler=m.scaler, hist_exog_list=m.hist_exog_list, futr_exog_list=m.futr_exog_list,
-                                    stat_exog_list=m.stat_exog_list, dedupe=dedupe)
+        batch = self.sampler.sample(scaler=m.scaler, hist_exog_list=self.win_hist, futr_exog_list=self.win_futr,
+                                    stat_exog_list=m.stat_exog_list, temporal_exog_scaled=m._scaled_exog(),
+                                    dedupe=dedupe)
         idx = batch["window_idx"] if not dedupe else np.repeat(batch["window_idx"], batch["counts"].astype(int))
         # ndiv: the body of BaseModel.fit_dataset
         from ndiv.models.base import _loc_scale
         y_loc, y_scale = _loc_scale(m.scaler, m.device)
-        out = m.loss.domain_map(m(m._tensors(batch)))
+        out = m.loss.domain_map(m._network(batch, "train"))
         loss = m._loss(m.loss, out, batch, y_loc, y_scale, original=False)
         self.n_opt.zero_grad()
         loss.backward()
@@ -169,10 +171,12 @@ class Pair:
             type(nf).forward = orig_fwd
         t_loss.backward()
         t_grads = {k: np.zeros(tuple(p.shape), np.float32) if p.grad is None else p.grad.detach().numpy().copy()
-                   for k, p in nf.named_parameters()}
+                   for k, p in nf.named_parameters() if not k.startswith(("loss.", "valid_loss."))}
         d = {}
         if not dedupe:
-            d["insample_y"] = rel(batch["insample_y"], seen["insample_y"])
+            from ndiv.models import _recurrent
+            insample = _recurrent.shifted_inputs(m, batch)["insample_y"].numpy() if m.RECURRENT else batch["insample_y"]
+            d["insample_y"] = rel(insample, seen["insample_y"])
         d["loss_nd"], d["loss_nf"] = loss.item(), t_loss.item()
         d["loss"] = abs(d["loss_nd"] - d["loss_nf"]) / abs(d["loss_nf"])
         d["grad"] = {k: rel(n_grads[k], t_grads[k]) for k in t_grads}
@@ -183,7 +187,8 @@ class Pair:
         self.t_opt.step()
         self.t_sched.step()
         n_params = dict(m.named_parameters())
-        d["param"] = {k: rel(n_params[k].data, p.detach().numpy()) for k, p in nf.named_parameters()}
+        d["param"] = {k: rel(n_params[k].data, p.detach().numpy()) for k, p in nf.named_parameters()
+                      if not k.startswith(("loss.", "valid_loss."))}
         d["lr"] = (self.n_opt.param_groups[0]["lr"], self.t_opt.param_groups[0]["lr"])
         return d
 
@@ -204,6 +209,8 @@ def main():
     p.add_argument("--dedupe", action="store_true")
     p.add_argument("--sync", action="store_true", help="copy NF's weights into ndiv after each step")
     p.add_argument("--predict", action="store_true", help="compare the forecasts of the trained models")
+    p.add_argument("--own", action="store_true", help="MAE on the held-out year of each library's own trained "
+                   "weights (same initial weights and windows; for accuracy questions, several --seed)")
     p.add_argument("--exog", action="store_true", help="add a historical, a future and a static exogenous input")
     p.add_argument("--kw", default="{}", help="more hyperparameters as JSON, e.g. '{\"hidden_size\": 16}'")
     args = p.parse_args()
@@ -233,11 +240,31 @@ def run(name, args, extra, exog=False):
             print(f"{s:5d} {d['loss_nd']:10.6f} {d['loss_nf']:10.6f} {d['loss']:9.2e} {d.get('insample_y', 0):9.2e} "
                   f"{d['grad'][wg]:11.2e} {max(d['grad_abs'].values()):9.2e} {max(d['param'].values()):11.2e}  {wg}",
                   flush=True)
+    if args.own:
+        print("own weights: MAE nd {:.3f} nf {:.3f}".format(*own_mae(pair, train, test)))
     if args.predict:
         if exog:
             print("--predict compares without exogenous inputs only; skipped")
         else:
             predict_compare(pair, train, test)
+
+
+def own_mae(pair, train, test):
+    """(MAE of ndiv's trained weights, MAE of NF's trained weights) on the held-out year, both
+    forecast through ndiv (the forecasts from the same weights agree: see --predict)."""
+    import ndiv
+    from ndiv.models import MODELS
+    y = test["y"].to_numpy()
+    states = [{k: np.asarray(v).copy() for k, v in pair.nd.state_dict().items()},
+              {k: v.detach().numpy().copy() for k, v in pair.nf.state_dict().items()
+               if not k.startswith(("loss.", "valid_loss."))}]
+    out = []
+    for state in states:
+        m = MODELS[pair.name](**{**pair.nd._init_config, "max_steps": 1, "enable_progress_bar": False})
+        fc = ndiv.Forecaster(models=[m], freq="MS").fit(train)
+        m.load_state_dict(state, strict=True)
+        out.append(float(np.mean(np.abs(y - fc.predict()[pair.name].to_numpy()))))
+    return out
 
 
 def predict_compare(pair, train, test):

@@ -23,18 +23,17 @@ from ndiv.models.autoformer import Autoformer
 from ndiv.models.fedformer import FEDformer
 from ndiv.models.tft import TFT
 from ndiv.models.timellm import TimeLLM
+from ndiv.models.deepar import DeepAR
+# the multivariate models (MULTIVARIATE=True: n_series, a batch holds all series)
+from ndiv.models.mlpmultivariate import MLPMultivariate
+from ndiv.models.stemgnn import StemGNN
+from ndiv.models.tsmixer import TSMixer
+from ndiv.models.tsmixerx import TSMixerx
+from ndiv.models.itransformer import iTransformer
 
-MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
-MODELS.update({cls.__name__: cls for cls in (VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM)})
+MODELS = {cls.__name__: cls for cls in (
+    MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx,
+    VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM, DeepAR,
+    MLPMultivariate, StemGNN, TSMixer, TSMixerx, iTransformer)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
-
-# the multivariate models (MULTIVARIATE=True: n_series, a batch holds all series)
-from ndiv.models.mlpmultivariate import MLPMultivariate  # noqa: E402
-from ndiv.models.stemgnn import StemGNN  # noqa: E402
-from ndiv.models.tsmixer import TSMixer  # noqa: E402
-from ndiv.models.tsmixerx import TSMixerx  # noqa: E402
-from ndiv.models.itransformer import iTransformer  # noqa: E402
-
-MODELS.update({cls.__name__: cls for cls in (MLPMultivariate, StemGNN, TSMixer, TSMixerx, iTransformer)})
-__all__ += ["MLPMultivariate", "StemGNN", "TSMixer", "TSMixerx", "iTransformer"]

@@ -28,6 +28,7 @@ from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normaliz
 from ndiv.config import record_init_args
 from ndiv.device import check_device, to_device
 from ndiv.models.common._modules import CAT_EMB_DIM_STRATEGIES, cat_embeddings, embed_stream, resolve_cat_emb_dim
+from ndiv.models import _recurrent
 from ndiv.models._checks import (POSITIVE_INT, TRAINER_KWARGS, check_model_options, check_shared,
                                  check_trainer_kwargs)
 from ndiv.random import manual_seed
@@ -255,6 +256,20 @@ class BaseModel(nn.Module):
         return loss_fn(y=ndiv.tensor(batch["outsample_y"], device=dev), y_hat=output, mask=mask,
                        y_insample=ndiv.tensor(batch["insample_y"], device=dev))
 
+    def _window_spec(self, step: str) -> tuple:
+        """(input_size, h, hist_exog_list, futr_exog_list) of the windows that step 'train', 'val'
+        or 'predict' cuts; the recurrent mode widens them (ndiv/models/_recurrent.py)."""
+        if self.RECURRENT:
+            return _recurrent.window_spec(self, step)
+        return self.input_size, self.h, self.hist_exog_list, self.futr_exog_list
+
+    def _network(self, batch: dict, step: str):
+        """The network's raw output [B, h, n_out] on a parsed batch of step 'train' or 'val'
+        (recurrent mode: teacher-forced in training, one step at a time in validation)."""
+        if self.RECURRENT:
+            return _recurrent.network(self, batch, step)
+        return self(self._tensors(batch))
+
     def _scaled_exog(self) -> list:
         """The temporal exogenous columns the window scaler scales: not the categorical ones."""
         cats = set(self.hist_cat_exog_list + self.futr_cat_exog_list)
@@ -300,8 +315,9 @@ class BaseModel(nn.Module):
                                      f"the {dataset.n_series} series; lower {what} or set drop_last_loader=False")
         manual_seed(self.random_seed)
         self._rng = np.random.default_rng(self.random_seed)
+        win_input, win_h, win_hist, win_futr = self._window_spec("train")
         sampler = TrainWindowSampler(
-            dataset, input_size=self.input_size, h=self.h, batch_size=self.batch_size,
+            dataset, input_size=win_input, h=win_h, batch_size=self.batch_size,
             windows_batch_size=self.windows_batch_size, step_size=self.step_size, val_size=self.val_size,
             test_size=self.test_size, start_padding_enabled=self.start_padding_enabled,
             multivariate=self.MULTIVARIATE,
@@ -314,11 +330,11 @@ class BaseModel(nn.Module):
         self.train()
         self.train_trajectories, self.valid_trajectories = [], []
         for step in range(1, self.max_steps + 1):
-            batch = sampler.sample(scaler=self.scaler, hist_exog_list=self.hist_exog_list,
-                                   futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
+            batch = sampler.sample(scaler=self.scaler, hist_exog_list=win_hist,
+                                   futr_exog_list=win_futr, stat_exog_list=self.stat_exog_list,
                                    temporal_exog_scaled=self._scaled_exog(), dedupe=dedupe)
             y_loc, y_scale = _loc_scale(self.scaler, self.device)
-            output = self.loss.domain_map(self(self._tensors(batch)))
+            output = self.loss.domain_map(self._network(batch, "train"))
             loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
             value = loss.item()
             if not math.isfinite(value):
@@ -387,7 +403,7 @@ class BaseModel(nn.Module):
         total, count = 0.0, 0
         for batch in self._windows(dataset, "val"):
             y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
-            output = self.loss.domain_map(self(self._tensors(batch)))
+            output = self.loss.domain_map(self._network(batch, "val"))
             value = self._loss(self.valid_loss, output, batch, y_loc, y_scale, original=True).item()
             n = len(batch["insample_y"])
             total, count = total + value * n, count + n
@@ -408,10 +424,11 @@ class BaseModel(nn.Module):
         if step == "val" and self.drop_last_loader and not self.MULTIVARIATE and n % self.valid_batch_size:
             series_batches = series_batches[:-1]    # NF's validation loader drops the last batch too
         cols = dataset.temporal_cols
+        input_size, h, hist_exog_list, futr_exog_list = self._window_spec(step)
         for idx in series_batches:
             b = dataset.batch(idx)
             windows, static, final = create_windows(
-                b, step, input_size=self.input_size, h=self.h, step_size=self.step_size,
+                b, step, input_size=input_size, h=h, step_size=self.step_size,
                 val_size=self.val_size, test_size=test_size, predict_step_size=step_size,
                 multivariate=self.MULTIVARIATE)
             wbs = self.inference_windows_batch_size
@@ -420,12 +437,12 @@ class BaseModel(nn.Module):
                 chosen = final[start:start + wbs]
                 sample = np.ascontiguousarray(windows[chosen])
                 st = None if static is None else (static if self.MULTIVARIATE else static[chosen])
-                original = sample[:, self.input_size:, 0].copy()
-                sample, x_shift, x_scale = normalize_windows(sample, cols, self.scaler, self.h,
+                original = sample[:, input_size:, 0].copy()
+                sample, x_shift, x_scale = normalize_windows(sample, cols, self.scaler, h,
                                                              self._scaled_exog(), return_stats=True)
-                out = parse_windows(sample, cols, input_size=self.input_size, h=self.h, static=st,
-                                    static_cols=dataset.static_cols, hist_exog_list=self.hist_exog_list,
-                                    futr_exog_list=self.futr_exog_list, stat_exog_list=self.stat_exog_list,
+                out = parse_windows(sample, cols, input_size=input_size, h=h, static=st,
+                                    static_cols=dataset.static_cols, hist_exog_list=hist_exog_list,
+                                    futr_exog_list=futr_exog_list, stat_exog_list=self.stat_exog_list,
                                     multivariate=self.MULTIVARIATE)
                 out.update(original_outsample_y=original, series_idx=idx,
                            y_loc=x_shift[:, :, 0], y_scale=x_scale[:, :, 0])
@@ -456,6 +473,9 @@ class BaseModel(nn.Module):
         outs = []
         for batch in self._windows(dataset, "predict", step_size=step_size, test_size=test_size):
             y_loc, y_scale = _as_tensors(batch["y_loc"], batch["y_scale"], self.device)
+            if self.RECURRENT:   # one step at a time, per-step samples (ndiv/models/_recurrent.py)
+                outs.append(_recurrent.predict(self, batch, y_loc, y_scale, rng, quantiles))
+                continue
             net_out = self(self._tensors(batch))
             output = self.loss.domain_map(net_out)
             if quantiles is not None and getattr(self.loss, "implicit_quantiles", False):   # IQLoss

@@ -15,8 +15,9 @@ class GRU(RecurrentEncoderMLP):
         encoder_hidden_size (NF's default 200), encoder_bias, encoder_dropout: the nn.GRU (fused
         sequence kernel); encoder_activation: deprecated, no effect (a GRU's are fixed);
         decoder_hidden_size, decoder_layers, decoder_activation: the MLP decoder;
-        recurrent (bool): only False (direct forecasts) is supported; inference_input_size,
-        h_train: used by recurrent=True only; context_size: deprecated, no effect;
+        recurrent (bool): False (NF's default) forecasts h steps at once through the MLP decoder; True
+        predicts one step at a time (NF's recurrent mode, trained on h_train steps; inference_input_size:
+        the window at prediction); context_size: deprecated, no effect;
         **kwargs: the shared options (loss, max_steps, learning_rate, ...), see BaseModel.
     Exogenous: futr, hist, stat. Layout: see RecurrentEncoderMLP.
     References: Cho et al. (2014), "On the Properties of Neural Machine Translation: Encoder-Decoder

@@ -11,8 +11,9 @@ class LSTM(RecurrentEncoderMLP):
     Args: h (int) horizon; input_size (int) window length L (< 1: 3 * h); encoder_n_layers,
         encoder_hidden_size, encoder_bias, encoder_dropout: the nn.LSTM (fused sequence kernel);
         decoder_hidden_size, decoder_layers, decoder_activation: the MLP decoder;
-        recurrent (bool): only False (direct forecasts) is supported; inference_input_size,
-        h_train: used by recurrent=True only; context_size: deprecated, no effect;
+        recurrent (bool): False (NF's default) forecasts h steps at once through the MLP decoder; True
+        predicts one step at a time (NF's recurrent mode, trained on h_train steps; inference_input_size:
+        the window at prediction); context_size: deprecated, no effect;
         **kwargs: the shared options (loss, max_steps, learning_rate, ...), see BaseModel.
     Exogenous: futr, hist, stat. Layout: see RecurrentEncoderMLP.
 

@@ -23,13 +23,33 @@ def resolve_input_size(name: str, h: int, input_size: int) -> int:
     return input_size
 
 
-class RecurrentEncoderMLP(BaseModel):
-    """The direct (recurrent=False) forecaster of NF's RNN, LSTM and GRU.
+def recurrent_sizes(model, inference_input_size, h_train) -> tuple:
+    """NF's (inference_input_size, h_train): None or < 1 means input_size; a loss with a
+    horizon_weight trains on the whole horizon."""
+    name = type(model).__name__
+    if inference_input_size is None:
+        inference_input_size = model.input_size
+    elif inference_input_size < 1:
+        warnings.warn(f"{name}: inference_input_size={inference_input_size} < 1, using input_size={model.input_size}")
+        inference_input_size = model.input_size
+    if getattr(model.loss, "horizon_weight", None) is not None and h_train != model.h:
+        warnings.warn(f"{name}: setting h_train={model.h} to match the horizon_weight length")
+        h_train = model.h
+    return int(inference_input_size), int(h_train)
 
-    [y | hist exog | stat exog | futr exog] over the window [B, L, 1 + X + S + F] -> `hist_encoder`
-    (the subclass's ENCODER, batch-first) -> hidden states [B, L, H] -> the last h of them (or, when
-    h > L, `upsample_sequence`: a Linear over time L -> h) -> [.. | futr exog of the horizon]
-    [B, h, H + F] -> `mlp_decoder` (MLP, decoder_layers) -> [B, h, n_out].
+
+class RecurrentEncoderMLP(BaseModel):
+    """The forecaster of NF's RNN, LSTM and GRU.
+
+    recurrent=False (direct): [y | hist exog | stat exog | futr exog] over the window
+    [B, L, 1 + X + S + F] -> `hist_encoder` (the subclass's ENCODER, batch-first) -> hidden states
+    [B, L, H] -> the last h of them (or, when h > L, `upsample_sequence`: a Linear over time L -> h)
+    -> [.. | futr exog of the horizon] [B, h, H + F] -> `mlp_decoder` (MLP, decoder_layers) -> [B, h, n_out].
+
+    recurrent=True (NF's recurrent mode, ndiv/models/_recurrent.py): the same encoder input over
+    the shifted sequence [B, T, 1 + X + S + F] -> `hist_encoder` from windows_batch["rnn_state"]
+    -> its output at every step [B, T, n_out] (LSTM: proj_size=n_out; RNN, GRU: a Linear `proj`);
+    no MLP decoder. Trained on h_train steps, predicted one step at a time.
     """
     EXOGENOUS_FUTR = EXOGENOUS_HIST = EXOGENOUS_STAT = True
     EXOGENOUS_CAT = True   # cat_exog_list: embedded in the shared base (NF 3.3)
@@ -37,34 +57,42 @@ class RecurrentEncoderMLP(BaseModel):
     DEFAULTS = RECURRENT_DEFAULTS
     ENCODER: type = nn.RNN  # the subclass's torch-named recurrent layer
     OPTION_RULES = dict(encoder_n_layers=POSITIVE_INT, encoder_hidden_size=POSITIVE_INT,
-                        decoder_hidden_size=POSITIVE_INT, decoder_layers=POSITIVE_INT)
+                        decoder_hidden_size=POSITIVE_INT, decoder_layers=POSITIVE_INT, h_train=POSITIVE_INT)
+    n_samples = 100   # NF's BaseModel n_samples: draws per step of a recurrent distribution forecast
 
     def __init__(self, h, input_size=-1, inference_input_size=None, h_train=1, encoder_n_layers=2,
                  encoder_hidden_size=128, encoder_bias=True, encoder_dropout=0.0, context_size=None,
                  decoder_hidden_size=128, decoder_layers=2, decoder_activation=None, recurrent=False,
                  **kwargs):
         name = type(self).__name__
-        if recurrent:
-            raise ValueError(f"{name}: recurrent=True (recursive one-step forecasts) is not supported yet; "
-                             "use recurrent=False, NeuralForecast's default (direct multi-step forecasts "
-                             "through the MLP decoder)")
+        if not isinstance(recurrent, bool):
+            raise TypeError(f"{name}: recurrent must be True or False, got {recurrent!r}")
         if context_size is not None:
             warnings.warn(f"{name}: context_size is deprecated (NeuralForecast) and has no effect")
         input_size = resolve_input_size(name, h, input_size)
         super().__init__(h=h, input_size=input_size, **kwargs)
+        self.RECURRENT = recurrent   # NF sets the class flag per instance
         # inference_input_size and h_train only matter to recurrent=True, as in NF
-        self.inference_input_size = input_size if inference_input_size is None else inference_input_size
-        self.h_train = h_train
+        self.inference_input_size, self.h_train = recurrent_sizes(self, inference_input_size, h_train)
         self.encoder_n_layers, self.encoder_hidden_size = encoder_n_layers, encoder_hidden_size
         self.encoder_bias, self.encoder_dropout = encoder_bias, encoder_dropout
         self.decoder_hidden_size, self.decoder_layers = decoder_hidden_size, decoder_layers
         self.decoder_activation = resolve_decoder_activation(
-            decoder_activation, "decoder_layers=1, since the decoder is then a single linear layer"
-            if decoder_layers == 1 else None)
+            decoder_activation, "recurrent=True, since the model has no MLP decoder" if recurrent else
+            "decoder_layers=1, since the decoder is then a single linear layer" if decoder_layers == 1 else None)
 
         input_encoder = 1 + self.hist_exog_size + self.stat_exog_size + self.futr_exog_size
+        n_out = self.loss.outputsize_multiplier
+        proj = dict(proj_size=n_out) if recurrent and self.ENCODER is nn.LSTM else {}
+        if proj and n_out >= encoder_hidden_size:
+            raise ValueError(f"{name}: recurrent=True projects the LSTM state to the loss's {n_out} outputs, which "
+                             f"needs encoder_hidden_size > {n_out}, got {encoder_hidden_size}")
         self.hist_encoder = self.ENCODER(input_encoder, encoder_hidden_size, num_layers=encoder_n_layers,
-                                         bias=encoder_bias, dropout=encoder_dropout, batch_first=True)
+                                         bias=encoder_bias, dropout=encoder_dropout, batch_first=True, **proj)
+        if recurrent:
+            if not proj:
+                self.proj = nn.Linear(encoder_hidden_size, n_out)
+            return
         self.mlp_decoder = MLP(in_features=encoder_hidden_size + self.futr_exog_size,
                                out_features=self.loss.outputsize_multiplier, hidden_size=decoder_hidden_size,
                                num_layers=decoder_layers, activation=self.decoder_activation, dropout=0.0)
@@ -77,9 +105,12 @@ class RecurrentEncoderMLP(BaseModel):
 
     def forward(self, windows_batch):
         """insample_y [B, L, 1], hist_exog [B, L, X], futr_exog [B, L + h, F], stat_exog [B, S]
-        -> [B, h, n_out]."""
+        -> [B, h, n_out] (recurrent: [B, L, n_out], the state in windows_batch["rnn_state"])."""
         encoder_input = _encoder_input(windows_batch, self.hist_exog_size, self.stat_exog_size,
                                        self.futr_exog_size)          # [B, L, 1 + X + S + F]
+        if self.RECURRENT:
+            output, windows_batch["rnn_state"] = self.hist_encoder(encoder_input, windows_batch.get("rnn_state"))
+            return output if self.hist_encoder.proj_size else self.proj(output)   # [B, L, n_out]
         hidden, _ = self.hist_encoder(encoder_input)                              # [B, L, H]
         if self.h > self.input_size:
             hidden = self.upsample_sequence(hidden.swapaxes(1, 2)).swapaxes(1, 2)  # [B, h, H]
@@ -97,8 +128,9 @@ class RNN(RecurrentEncoderMLP):
         encoder_hidden_size, encoder_bias, encoder_dropout: the nn.RNN; encoder_activation
         ('tanh' or 'relu'): no effect, tanh always, as NeuralForecast 3.3 builds it;
         decoder_hidden_size, decoder_layers, decoder_activation: the MLP decoder;
-        recurrent (bool): only False (direct forecasts) is supported; inference_input_size,
-        h_train: used by recurrent=True only; context_size: deprecated, no effect;
+        recurrent (bool): False (NF's default) forecasts h steps at once through the MLP decoder; True
+        predicts one step at a time (NF's recurrent mode, trained on h_train steps; inference_input_size:
+        the window at prediction); context_size: deprecated, no effect;
         **kwargs: the shared options (loss, max_steps, learning_rate, ...), see BaseModel.
     Exogenous: futr, hist, stat.
 

@@ -29,12 +29,14 @@ def _rnn_step(xw_t, h, w_hh, b_hh, relu: bool):
     return pre.relu() if relu else pre.tanh()
 
 
-def _lstm_step(xw_t, h, c, w_hh, b_hh):
-    """xw_t [B, 4H] (gates i, f, g, o from the input), h, c [B, H] -> (h', c')."""
-    H = h.shape[-1]
+def _lstm_step(xw_t, h, c, w_hh, b_hh, w_hr=None):
+    """xw_t [B, 4H] (gates i, f, g, o from the input), h [B, H] (with w_hr [P, H]: [B, P]),
+    c [B, H] -> (h', c'); w_hr projects h' = (o tanh(c')) W_hr^T, torch's proj_size."""
+    H = c.shape[-1]
     i, f, g, o = Split.apply(xw_t + F.linear(h, w_hh, b_hh), sizes=(H, H, H, H), axis=-1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    return o.sigmoid() * c.tanh(), c
+    h = o.sigmoid() * c.tanh()
+    return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
 def _gru_step(xw_t, h, w_hh, b_hh):
@@ -48,11 +50,12 @@ def _gru_step(xw_t, h, w_hh, b_hh):
     return n + z * (h - n)  # (1 - z) n + z h
 
 
-def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False):
+def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False, w_hr=None):
     """One layer, one direction, composed from Tensor ops (the oracle for the fused kernels).
 
     mode: 'LSTM', 'GRU', 'RNN_TANH' or 'RNN_RELU'; x [L, B, in]; h, c [B, H] (c: LSTM only,
     else None) -> (y [L, B, H], h_L, c_L). reverse runs t = L-1 .. 0 (the backward direction).
+    w_hr [P, H] (LSTM with proj_size P): h and y are [.., P].
     """
     L = x.shape[0]
     # the input part of every step in one matmul, then split into L views [B, G*H]
@@ -60,7 +63,7 @@ def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: boo
     ys = [None] * L
     for t in (range(L - 1, -1, -1) if reverse else range(L)):
         if mode == "LSTM":
-            h, c = _lstm_step(xw[t], h, c, w_hh, b_hh)
+            h, c = _lstm_step(xw[t], h, c, w_hh, b_hh, w_hr)
         elif mode == "GRU":
             h = _gru_step(xw[t], h, w_hh, b_hh)
         else:
@@ -69,14 +72,15 @@ def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: boo
     return ndiv.stack(ys, 0), h, c
 
 
-def recurrence(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False):
+def recurrence(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False, w_hr=None):
     """recurrence_composed's signature and results; LSTM and GRU on float arrays of one dtype and
     one device run the fused whole-sequence kernels (ndiv.autograd.ops.fused, whose kernels_for(x)
-    picks Numba or CUDA), everything else the composed version."""
+    picks Numba or CUDA), everything else (and an LSTM with proj_size) the composed version.
+    h, c carry a state in and out: a recursive forecast calls this one step at a time."""
     tensors = [t for t in (x, h, c, w_ih, w_hh, b_ih, b_hh) if t is not None]
-    if mode not in ("LSTM", "GRU") or x.dtype not in (np.float32, np.float64) \
+    if mode not in ("LSTM", "GRU") or w_hr is not None or x.dtype not in (np.float32, np.float64) \
             or not all(t.dtype == x.dtype and t.device == x.device for t in tensors):
-        return recurrence_composed(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse)
+        return recurrence_composed(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse, w_hr)
     from ndiv.autograd.ops import fused
     if reverse:
         x = x[::-1]                      # a view, on either device
@@ -99,26 +103,32 @@ class RNNBase(Module):
             raise ValueError(f"{name}: num_layers must be a positive int, got {num_layers!r}")
         if not 0 <= dropout <= 1 or isinstance(dropout, bool):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
-        if proj_size:
-            raise NotImplementedError(f"{name}: proj_size is not supported")
+        if proj_size and mode != "LSTM":
+            raise ValueError(f"{name}: proj_size is an LSTM option only, got proj_size={proj_size!r}")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
+            raise ValueError(f"{name}: proj_size must be an int in [0, hidden_size={hidden_size}), got {proj_size!r}")
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         D = 2 if bidirectional else 1
         G = _GATES[mode] * hidden_size
+        H_out = proj_size or hidden_size   # the width of h (and of each layer's output)
         dt = np.dtype(dtype or DEFAULT_DTYPE)
-        self._weight_names = []  # per (layer, direction): [w_ih, w_hh, b_ih, b_hh] names
+        self._weight_names = []  # per (layer, direction): [w_ih, w_hh, b_ih, b_hh] (+ w_hr) names
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * D
+            layer_in = input_size if layer == 0 else H_out * D
             for direction in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
                 names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
                 setattr(self, names[0], Parameter(np.empty((G, layer_in), dtype=dt)))
-                setattr(self, names[1], Parameter(np.empty((G, hidden_size), dtype=dt)))
+                setattr(self, names[1], Parameter(np.empty((G, H_out), dtype=dt)))
                 if bias:
                     names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
                     setattr(self, names[2], Parameter(np.empty(G, dtype=dt)))
                     setattr(self, names[3], Parameter(np.empty(G, dtype=dt)))
+                if proj_size:
+                    names.append(f"weight_hr{sfx}")
+                    setattr(self, names[-1], Parameter(np.empty((proj_size, hidden_size), dtype=dt)))
                 self._weight_names.append(names)
         self.reset_parameters()
 
@@ -128,16 +138,18 @@ class RNNBase(Module):
             init.uniform_(p, -stdv, stdv)
 
     def _weights(self, idx: int):
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer-direction idx (None where absent)."""
         d = self.__dict__
         names = self._weight_names[idx]
-        w_ih, w_hh = d[names[0]], d[names[1]]
-        if len(names) == 4:
-            return w_ih, w_hh, d[names[2]], d[names[3]]
-        return w_ih, w_hh, None, None
+        w_hr = d[names[-1]] if self.proj_size else None
+        if self.bias:
+            return d[names[0]], d[names[1]], d[names[2]], d[names[3]], w_hr
+        return d[names[0]], d[names[1]], None, None, w_hr
 
     def _check_hidden(self, h, B: int, batched: bool, what: str):
         D = 2 if self.bidirectional else 1
-        expected = (self.num_layers * D, B, self.hidden_size) if batched else (self.num_layers * D, self.hidden_size)
+        H = self.proj_size if self.proj_size and what != "c0" else self.hidden_size
+        expected = (self.num_layers * D, B, H) if batched else (self.num_layers * D, H)
         if tuple(h.shape) != expected:
             raise ValueError(f"{type(self).__name__}: expected {what} of shape {expected}, got {tuple(h.shape)}")
         return h if batched else h.unsqueeze(1)
@@ -169,16 +181,18 @@ class RNNBase(Module):
                 h0 = self._check_hidden(hx, B, batched, "hx")
         D = 2 if self.bidirectional else 1
         zeros = ndiv.zeros(B, self.hidden_size, dtype=x.dtype, device=x.device) if h0 is None else None
+        zeros_h = ndiv.zeros(B, self.proj_size, dtype=x.dtype, device=x.device) if self.proj_size else zeros
         h_n, c_n = [], []
         layer_input = x
         for layer in range(self.num_layers):
             outs = []
             for direction in range(D):
                 idx = layer * D + direction
-                w_ih, w_hh, b_ih, b_hh = self._weights(idx)
-                h = zeros if h0 is None else h0[idx]
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(idx)
+                h = zeros_h if h0 is None else h0[idx]
                 c = zeros if c0 is None and lstm else (c0[idx] if lstm else None)
-                y, h, c = recurrence(self.mode, layer_input, h, c, w_ih, w_hh, b_ih, b_hh, reverse=direction == 1)
+                y, h, c = recurrence(self.mode, layer_input, h, c, w_ih, w_hh, b_ih, b_hh, reverse=direction == 1,
+                                     w_hr=w_hr)
                 outs.append(y)
                 h_n.append(h)
                 if lstm:
@@ -208,6 +222,8 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
 
@@ -231,6 +247,8 @@ class RNN(RNNBase):
 
 class LSTM(RNNBase):
     """LSTM, gates i, f, g, o. forward(input, (h0, c0)=None) -> (output, (h_n, c_n)).
+    proj_size P > 0 (torch's): h_t = (o_t tanh(c_t)) W_hr^T, so output and h_n are [.., P]
+    (weight_hr_l{k} [P, H], weight_hh_l{k} [4H, P]); c_n stays [.., H].
 
     >>> out, (h, c) = LSTM(3, 8, bidirectional=True)(ndiv.randn(10, 4, 3))
     >>> out.shape, h.shape

@@ -146,7 +146,8 @@ def test_mqloss_outputs():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: LSTM(h=4, input_size=8, recurrent=True), "recurrent=True .* is not supported yet"),
+    (lambda: LSTM(h=4, input_size=8, recurrent=True, encoder_hidden_size=2, loss=MQLoss(level=[80])),
+     "needs encoder_hidden_size > 3"),
     (lambda: RNN(h=4, input_size=8, encoder_activation="sigmoid"), "encoder_activation must be 'tanh' or 'relu'"),
     (lambda: GRU(h=4, input_size=8, decoder_activation="Swish"), "decoder_activation='Swish' is not supported"),
     (lambda: LSTM(h=4, input_size=8, encoder_dropout=1.5), "dropout must be a number in"),
