@@ -25,6 +25,8 @@ Then (--predict) the forecasts of the two trained models through their own predi
 from __future__ import annotations
 
 import argparse
+import copy
+import inspect
 import logging
 import os
 import warnings
@@ -99,8 +101,14 @@ class Pair:
         kw = dict(h=H, input_size=L, max_steps=max_steps, random_seed=seed)
         kw.update(DETERMINISTIC.get(name, {}))
         kw.update(extra)
+        # NF's default loss objects are single instances shared by every model built without one
+        # (a DeepAR's StudentT loss keeps tensors after a step): this model gets its own copies
+        nf_kw = dict(kw)
+        for arg, param in inspect.signature(getattr(M, name)).parameters.items():
+            if arg in ("loss", "valid_loss") and arg not in kw and param.default not in (None, inspect.Parameter.empty):
+                nf_kw[arg] = copy.deepcopy(param.default)
         self.nf = getattr(M, name)(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
-                                   logger=False, **kw)
+                                   logger=False, **nf_kw)
         self.nd = MODELS[name](enable_progress_bar=False, dedupe_windows=dedupe, **kw)
         self.nd.load_state_dict({k: v.detach().numpy() for k, v in self.nf.state_dict().items()
                                  if not k.startswith(("loss.", "valid_loss."))}, strict=True)

@@ -123,7 +123,14 @@ def _forecasts(name, kw, exog=False, loss=None):
     from neuralforecast import NeuralForecast
     train, futr, static = _data(exog)
     kw = dict(h=12, input_size=24, max_steps=1, random_seed=1, **(EXOG if exog else {}), **kw)
-    nf_model = nf_ref.build(name, **kw, **({} if loss is None else dict(loss=_nf_loss(loss))))
+    if loss is None and name == "DeepAR":
+        # NF's default loss is one DistributionLoss instance shared by every DeepAR built without a
+        # loss; after a fit it holds tensors with history that later deepcopies refuse: use a fresh one
+        import neuralforecast.losses.pytorch as nf_losses
+        nf_loss = nf_losses.DistributionLoss("StudentT", level=[80, 90], return_params=False)
+    else:
+        nf_loss = None if loss is None else _nf_loss(loss)
+    nf_model = nf_ref.build(name, **kw, **({} if nf_loss is None else dict(loss=nf_loss)))
     nf = NeuralForecast(models=[nf_model], freq="MS")
     nf.fit(train, static_df=static)
     gen = torch.Generator().manual_seed(0)
