@@ -2,54 +2,10 @@
 (NeuralForecast's DLinear)."""
 from __future__ import annotations
 
-import numpy as np
-
-from ndiv import device, nn
+from ndiv import nn
 from ndiv.models._checks import POSITIVE_ODD_INT
 from ndiv.models.base import BaseModel
-
-
-class MovingAvg(nn.Module):
-    """The centred moving average of window kernel_size, the ends padded by repeating the first
-    and last values: x [B, L] -> [B, L] (stride 1).
-
-    NeuralForecast pads and runs AvgPool1d; the same map is linear in x, so it is one product
-    x @ A with A [L, L] built once per length (the padding folds into A's first and last rows).
-    """
-
-    def __init__(self, kernel_size: int, stride: int = 1):
-        super().__init__()
-        if stride != 1:
-            raise ValueError(f"MovingAvg: only stride=1 is supported (the trend has the input's length), got {stride}")
-        self.kernel_size = kernel_size
-        self._cache: dict = {}
-
-    def _matrix(self, x) -> np.ndarray:
-        """A [L, L] in x's dtype and on x's device: column t averages x[clip(t-half .. t+half)]."""
-        key = (x.shape[-1], x.dtype.str, x.device)
-        if key not in self._cache:
-            length, half = x.shape[-1], (self.kernel_size - 1) // 2
-            a = np.zeros((length, length))
-            cols = np.arange(length)
-            for j in range(-half, half + 1):
-                np.add.at(a, (np.clip(cols + j, 0, length - 1), cols), 1.0 / self.kernel_size)
-            self._cache[key] = device.to_device(a.astype(x.dtype), x.device)
-        return self._cache[key]
-
-    def forward(self, x):
-        return x @ self._matrix(x)
-
-
-class SeriesDecomp(nn.Module):
-    """x [B, L] -> (remainder [B, L], trend [B, L]), trend the moving average of x."""
-
-    def __init__(self, kernel_size: int):
-        super().__init__()
-        self.MovingAvg = MovingAvg(kernel_size, stride=1)
-
-    def forward(self, x):
-        moving_mean = self.MovingAvg(x)
-        return x - moving_mean, moving_mean
+from ndiv.models.common._normalization import SeriesDecomp
 
 
 class DLinear(BaseModel):

@@ -18,39 +18,9 @@ import numpy as np
 from ndiv import nn
 from ndiv.models._checks import POSITIVE_INT
 from ndiv.models.base import BaseModel
+from ndiv.models.common._normalization import RevIN
 from ndiv.nn import functional as F
 from ndiv.random import get_rng
-
-
-class RevIN(nn.Module):
-    """Reversible instance normalisation over time (NeuralForecast's RevIN), x [B, L, C].
-
-    mode='norm' returns (normalised x, stats): each window's last value (subtract_last) or mean,
-    and its std; mode='denorm' maps a forecast [B, h, C] back with those stats, passed back in
-    (NF keeps them on the layer; here they travel with the call, so concurrent forecasts on one
-    model do not mix). The std and the mean are constants for the gradient; the last value is
-    not (as in NF).
-    """
-
-    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False, subtract_last: bool = False):
-        super().__init__()
-        self.num_features, self.eps, self.affine, self.subtract_last = num_features, eps, affine, subtract_last
-        if affine:
-            self.affine_weight = nn.Parameter(np.ones(num_features, np.float32))
-            self.affine_bias = nn.Parameter(np.zeros(num_features, np.float32))
-
-    def forward(self, x, mode: str, stats=None):
-        if mode == "norm":
-            center = x[:, -1:, :] if self.subtract_last else x.mean(axis=1, keepdims=True).detach()
-            stdev = (x.var(axis=1, keepdims=True, unbiased=False) + self.eps).sqrt().detach()
-            x = (x - center) / stdev
-            return (x * self.affine_weight + self.affine_bias if self.affine else x), (center, stdev)
-        if mode == "denorm":
-            center, stdev = stats
-            if self.affine:
-                x = (x - self.affine_bias) / (self.affine_weight + self.eps * self.eps)
-            return x * stdev + center
-        raise ValueError(f"RevIN: mode must be 'norm' or 'denorm', got {mode!r}")
 
 
 class Transpose(nn.Module):
