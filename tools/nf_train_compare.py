@@ -44,6 +44,7 @@ H, L = 12, 24
 # statistics are deterministic)
 DETERMINISTIC = {"TiDE": dict(dropout=0.0), "BiTCN": dict(dropout=0.0), "DeepNPTS": dict(dropout=0.0),
                  "NBEATSx": dict(dropout_prob_theta=0.0)}
+DETERMINISTIC["TimesNet"] = dict(dropout=0.0)
 NEW_MODELS = ("TiDE", "BiTCN", "DeepNPTS", "NBEATSx")
 EXOG = dict(hist_exog_list=["trend"], futr_exog_list=["month_sin"], stat_exog_list=["level"])
 

@@ -17,7 +17,9 @@ from ndiv.models.tide import TiDE
 from ndiv.models.bitcn import BiTCN
 from ndiv.models.deepnpts import DeepNPTS
 from ndiv.models.nbeatsx import NBEATSx
+from ndiv.models.timesnet import TimesNet
 
 MODELS = {cls.__name__: cls for cls in (MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx)}
+MODELS["TimesNet"] = TimesNet
 
 __all__ = ["BaseModel", "MODELS", *MODELS]
