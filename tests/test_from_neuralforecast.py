@@ -35,6 +35,7 @@ TINY = dict(MLP=dict(hidden_size=8, num_layers=1), DLinear=dict(moving_avg_windo
             PatchTST=dict(hidden_size=8, n_heads=2, encoder_layers=1, patch_len=4, stride=2, linear_hidden_size=8),
             TiDE=dict(hidden_size=8, decoder_output_dim=4, temporal_decoder_dim=8), BiTCN=dict(hidden_size=4),
             DeepNPTS=dict(hidden_size=8, n_layers=1), NBEATSx=dict(mlp_units=[[8, 8]]))
+TINY["TimesNet"] = dict(hidden_size=8, conv_hidden_size=8, top_k=2, num_kernels=3, encoder_layers=1)
 
 
 @pytest.fixture(autouse=True)

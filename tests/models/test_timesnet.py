@@ -123,6 +123,27 @@ def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
     assert got.shape == (8, kw["h"], nd.loss.outputsize_multiplier)
 
 
+def test_categorical_futr_exog_matches_neuralforecast():
+    """A categorical future column (embedded by the shared base, unseen codes included) next to a
+    numeric one, through NF's own _embed_stream (tests/models/test_categorical.py's helpers)."""
+    from .test_categorical import _nf_forward, _raw_batch
+    exog = dict(hist_exog_list=[], futr_exog_list=["fc", "f1"], stat_exog_list=[])
+    kw = dict(h=4, input_size=8, hidden_size=8, conv_hidden_size=4, top_k=2, num_kernels=3, encoder_layers=1,
+              futr_exog_list=["fc", "f1"], cat_exog_list=["fc"], categorical_cardinalities={"fc": 7})
+    nf, nd = nf_ref.build("TimesNet", **kw), TimesNet(**kw)
+    nf_ref.assert_same_state_dict_layout(nf, nd)
+    assert "futr_cat_embeddings.0.weight" in nd.state_dict()
+    nf_ref.load_nf_weights(nf, nd)
+    nf.eval()
+    nd.eval()
+    batch = _raw_batch(np.random.default_rng(3), 6, 8, 4, exog)
+    batch.pop("hist_exog"), batch.pop("stat_exog")
+    ref = _nf_forward(nf, dict(batch, hist_exog=np.zeros((6, 8, 0), np.float32), stat_exog=np.zeros((6, 0), np.float32)))
+    with ndiv.no_grad():
+        got = nd(nd._tensors(batch)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
 def _train_compare():
     path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "nf_train_compare.py")
     spec = importlib.util.spec_from_file_location("nf_train_compare", path)
