@@ -21,10 +21,9 @@ def FFT_for_Period(x, k: int = 2):  # noqa: N802 - NeuralForecast's name
     as in NF); periods = T // frequency; weights: each window's channel-mean amplitude at those
     frequencies (differentiable in x)."""
     amplitude = ndiv.fft.rfft(x, dim=1).abs()                     # [B, T//2 + 1, C]
-    spectrum = amplitude.data.mean(axis=0).mean(axis=-1)          # no gradient: it picks indices
-    spectrum[0] = 0
-    _, top = ndiv.topk(ndiv.tensor(spectrum), k)
-    top = np.asarray(top.data)
+    spectrum = amplitude.detach().mean(axis=0).mean(axis=-1)      # no gradient: it picks indices
+    spectrum.data[0] = 0
+    top = np.asarray(ndiv.topk(spectrum, k)[1].numpy())           # on the host, as NF's .cpu()
     return x.shape[1] // top, amplitude.mean(axis=-1)[:, top]
 
 
