@@ -46,6 +46,7 @@ TINY.update(MLPMultivariate=dict(hidden_size=8, n_series=2), TSMixer=dict(ff_dim
             iTransformer=dict(hidden_size=8, n_heads=2, d_ff=8, n_series=2))
 TINY["DeepAR"] = dict(lstm_hidden_size=8, lstm_dropout=0.0)
 SAMPLED = {"DeepAR"}   # quantile columns drawn per step: only the (deterministic) point column is compared
+TINY["TimesNet"] = dict(hidden_size=8, conv_hidden_size=8, top_k=2, num_kernels=3, encoder_layers=1)
 
 
 @pytest.fixture(autouse=True)

@@ -48,6 +48,9 @@ TEST_DAYS = 728          # the usual EPF test period (epftoolbox years_test=2)
 SMALL = {"TiDE": dict(hidden_size=128, temporal_decoder_dim=32), "NBEATSx": dict(mlp_units=[[128, 128]] * 3),
          "BiTCN": {}, "DeepNPTS": {}}
 SMALL_COMMON = dict(windows_batch_size=128)
+# TimesNet (issue 14): its NF defaults (64 channels, 5 periods, 2 layers) take minutes a fit here
+MODELS += ("TimesNet",)
+SMALL["TimesNet"] = dict(hidden_size=32, conv_hidden_size=32, windows_batch_size=64)
 
 
 def small(name, on):

@@ -51,6 +51,7 @@ DETERMINISTIC = {"TiDE": dict(dropout=0.0), "BiTCN": dict(dropout=0.0), "DeepNPT
 DETERMINISTIC.update(VanillaTransformer=dict(dropout=0.0), Informer=dict(dropout=0.0, factor=6))
 DETERMINISTIC.update(Autoformer=dict(dropout=0.0), FEDformer=dict(dropout=0.0))
 DETERMINISTIC.update(TFT=dict(dropout=0.0))
+DETERMINISTIC["TimesNet"] = dict(dropout=0.0)
 NEW_MODELS = ("TiDE", "BiTCN", "DeepNPTS", "NBEATSx")
 EXOG = dict(hist_exog_list=["trend"], futr_exog_list=["month_sin"], stat_exog_list=["level"])
 

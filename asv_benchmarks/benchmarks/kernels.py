@@ -139,6 +139,28 @@ class Conv1d(_Case):
         return torch.nn.functional.conv1d(torch.nn.functional.pad(x, (d, 0)), w, b, dilation=d)
 
 
+class Conv2d(_Case):
+    """TimesNet's Inception block on one fold: batch 64, 64 -> 64 channels, the merged 11x11
+    kernel with 'same' padding (NF runs 6 convs of 1..11); params: backend, grid rows, period."""
+    params = (_Case.backends, [2, 6], [6, 18])
+    param_names = ["backend", "rows", "period"]
+
+    def make(self, rng, rows, period):
+        return [rng.standard_normal((64, 64, rows, period)).astype(np.float32),
+                (rng.standard_normal((64, 64, 11, 11)) / 88).astype(np.float32), np.zeros(64, np.float32)]
+
+    def fused_fn(self, x, w, b, rows, period):
+        from ndiv.autograd.ops.fused import conv2d
+        return conv2d(x, w, b, padding=(5, 5, 5, 5))
+
+    def composed_fn(self, x, w, b, rows, period):
+        from tests.kernels.composed import conv2d
+        return conv2d(x, w, b, padding=(5, 5, 5, 5))
+
+    def torch_fn(self, torch, x, w, b, rows, period):
+        return torch.nn.functional.conv2d(x, w, b, padding=5)
+
+
 class Attention(_Case):
     """batch 32, 4 heads; params: backend, length, head dim, causal."""
     params = (_Case.backends, [42, 512], [16, 64], [False, True])

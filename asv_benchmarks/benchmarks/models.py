@@ -51,6 +51,7 @@ def _case(name: str, **hparams):
 # model name -> {"ndiv": factory, "torch": factory}; each factory returns an unfitted model
 MODEL_NAMES = ["MLP", "DLinear", "NLinear", "NBEATS", "NHITS", "RNN", "LSTM", "GRU", "TCN", "PatchTST",
                "TiDE", "BiTCN", "DeepNPTS", "NBEATSx"]
+MODEL_NAMES.append("TimesNet")
 CASES: dict[str, dict] = {name: _case(name, h=H, input_size=24) for name in MODEL_NAMES}
 LATENCY_INPUT_SIZE = 500
 

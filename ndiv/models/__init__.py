@@ -24,6 +24,7 @@ from ndiv.models.fedformer import FEDformer
 from ndiv.models.tft import TFT
 from ndiv.models.timellm import TimeLLM
 from ndiv.models.deepar import DeepAR
+from ndiv.models.timesnet import TimesNet
 # the multivariate models (MULTIVARIATE=True: n_series, a batch holds all series)
 from ndiv.models.mlpmultivariate import MLPMultivariate
 from ndiv.models.stemgnn import StemGNN
@@ -33,7 +34,7 @@ from ndiv.models.itransformer import iTransformer
 
 MODELS = {cls.__name__: cls for cls in (
     MLP, DLinear, NLinear, NBEATS, NHITS, RNN, LSTM, GRU, TCN, PatchTST, TiDE, BiTCN, DeepNPTS, NBEATSx,
-    VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM, DeepAR,
+    VanillaTransformer, Informer, Autoformer, FEDformer, TFT, TimeLLM, DeepAR, TimesNet,
     MLPMultivariate, StemGNN, TSMixer, TSMixerx, iTransformer)}
 
 __all__ = ["BaseModel", "MODELS", *MODELS]

@@ -452,7 +452,20 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """x [B, C_in, H, W], weight [C_out, C_in/groups, kh, kw] -> [B, C_out, H_out, W_out]."""
+    """x [B, C_in, H, W], weight [C_out, C_in/groups, kh, kw] -> [B, C_out, H_out, W_out].
+
+    Stride 1, dilation 1, groups 1 (TimesNet's Inception block) runs the fused im2col + GEMM
+    kernel; anything else the composed ConvNd (`_conv2d_composed`, the oracle)."""
+    if (_fused_ok(x, weight, bias) and groups == 1 and _ntuple(stride, 2, "stride") == (1, 1)
+            and _ntuple(dilation, 2, "dilation") == (1, 1) and x.ndim == 4 and weight.ndim == 4
+            and weight.shape[1] == x.shape[1] and min(x.shape[2:]) >= 1):
+        (top, bottom), (left, right) = _conv_padding(padding, 2, weight.shape, (1, 1))
+        if x.shape[2] + top + bottom >= weight.shape[2] and x.shape[3] + left + right >= weight.shape[3]:
+            return _fused().conv2d(x, weight, bias, padding=(top, bottom, left, right))
+    return _conv2d_composed(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv2d_composed(x: Tensor, weight: Tensor, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
     return _convnd(2, x, weight, bias, stride, padding, dilation, groups)
 
 

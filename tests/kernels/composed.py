@@ -52,6 +52,21 @@ def conv1d_dilated(x, weight, bias=None, padding=0, dilation=1):
     return y if bias is None else y + bias[:, None]
 
 
+def conv2d(x, weight, bias=None, padding=(0, 0, 0, 0)):
+    """x [B, C, H, W]; weight [O, C, KH, KW]; padding (top, bottom, left, right) -> y [B, O, Hout, Wout],
+    as a sum of KH * KW shifted products."""
+    top, bottom, left, right = padding
+    KH, KW = weight.shape[2:]
+    xp = ndiv.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    Hout, Wout = xp.shape[2] - KH + 1, xp.shape[3] - KW + 1
+    y = None
+    for p in range(KH):
+        for q in range(KW):
+            term = ndiv.einsum("oc,bchw->bohw", weight[:, :, p, q], xp[:, :, p:p + Hout, q:q + Wout])
+            y = term if y is None else y + term
+    return y if bias is None else y + bias[:, None, None]
+
+
 def attention(q, k, v, attn_mask=None, is_causal=False, scale=None):
     """softmax(q k^T * scale + mask) v with the full [Lq, Lk] score matrix; masks are added (-inf),
     so a nan stays a nan; a row with every key masked has weights 0 (torch's math backend)."""

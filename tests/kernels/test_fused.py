@@ -64,6 +64,14 @@ CASES = {
     "conv_k3_same": (fused.conv1d_dilated, composed.conv1d_dilated,
                      lambda r, dt: [T(r, 1, 2, 7, dtype=dt), T(r, 3, 2, 3, dtype=dt)], dict(padding=2, dilation=2),
                      lambda t, x, w: t.nn.functional.conv1d(x, w, padding=2, dilation=2)),
+    "conv2d": (fused.conv2d, composed.conv2d,
+               lambda r, dt: [T(r, 2, 3, 4, 5, dtype=dt), T(r, 4, 3, 3, 3, dtype=dt), T(r, 4, dtype=dt)],
+               dict(padding=(1, 1, 1, 1)),
+               lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, padding=1)),
+    "conv2d_11x11_asym": (fused.conv2d, composed.conv2d,
+                          lambda r, dt: [T(r, 2, 2, 2, 6, dtype=dt), T(r, 3, 2, 11, 11, dtype=dt)],
+                          dict(padding=(5, 4, 6, 5)),
+                          lambda t, x, w: t.nn.functional.conv2d(t.nn.functional.pad(x, (6, 5, 5, 4)), w)),
     "attn": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt), {},
              lambda t, q, k, v: t.nn.functional.scaled_dot_product_attention(q, k, v)),
     "attn_causal": (fused.flash_attention, composed.attention, lambda r, dt: attn_inputs(r, dt, Lk=5),
@@ -144,7 +152,8 @@ def test_matches_torch_float32(name):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "conv_causal", "attn", "softmax", "log_softmax", "layer_norm", "gelu"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
+                                  "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
     kernel = {"lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
@@ -180,6 +189,8 @@ def test_attention_memory_is_linear_in_length():
      r"w_ih \[4H, 3\]"),
     (lambda: fused.gru_seq(ndiv.zeros(2, 3), ndiv.zeros(3, 4), ndiv.zeros(12, 3), ndiv.zeros(12, 4)), r"\[T, B, I\]"),
     (lambda: fused.conv1d_dilated(ndiv.zeros(1, 2, 3), ndiv.zeros(1, 2, 3), dilation=2), "shorter than the dilated kernel"),
+    (lambda: fused.conv2d(ndiv.zeros(1, 2, 3, 3), ndiv.zeros(1, 2, 5, 3), padding=(0, 1, 0, 0)), "smaller than the kernel"),
+    (lambda: fused.conv2d(ndiv.zeros(1, 2, 3, 3), ndiv.zeros(1, 3, 3, 3)), r"weight \[O, C, KH, KW\]"),
     (lambda: fused.flash_attention(*attn_inputs(np.random.default_rng(0)), attn_mask=np.ones((3, 6), bool)),
      "does not broadcast"),
     (lambda: fused.layer_norm(ndiv.zeros(2, 3), (4,)), "does not end with normalized_shape"),
@@ -226,6 +237,9 @@ NONFINITE = {  # name -> (CASES row whose fused fn, composed fn, kwargs and torc
     "gelu_nonfinite": ("gelu", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (0, slice(0, 3)), [np.nan, np.inf, -np.inf])),
     "gelu_tanh_nonfinite": ("gelu_tanh", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (1, slice(2, 5)),
                                                              [-np.inf, np.nan, np.inf])),
+    "conv2d_nan_x": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 0, (1, 2, 0, 3), np.nan)),
+    "conv2d_inf_w_corner": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 1, (2, 0, 0, 0), np.inf)),
+    "conv2d_nan_bias": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 2, 3, np.nan)),
     "attn_nan_q": ("attn", lambda r, dt: _poke(attn_inputs(r, dt), 0, (0, 1, 2, 0), np.nan)),
     "attn_causal_nan_k_future": ("attn_causal", lambda r, dt: _poke(attn_inputs(r, dt, Lk=5), 1, (1, 0, 4, 2), np.nan)),
     "attn_causal_inf_q": ("attn_causal", lambda r, dt: _poke(attn_inputs(r, dt, Lk=5), 0, (0, 0, 1, 1), np.inf)),

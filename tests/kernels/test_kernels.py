@@ -49,6 +49,22 @@ def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d):
     return "conv1d_dilated", (x, w, pl, pr, d), bwd_args
 
 
+def conv2d_case(rng, dt, B, C, O, H, W, KH, KW, pads, bias=True, poke=None):
+    """poke: (array name 'x', 'w' or 'gy', index, value) written before the kernels run."""
+    x = rng.standard_normal((B, C, H, W)).astype(dt)
+    w = rng.standard_normal((O, C, KH, KW)).astype(dt)
+    b = rng.standard_normal(O).astype(dt) if bias else None
+    if poke and poke[0] in "xw":
+        dict(x=x, w=w)[poke[0]][poke[1]] = poke[2]
+
+    def bwd_args(fwd_out):
+        gy = rng.standard_normal(fwd_out.shape).astype(dt)
+        if poke and poke[0] == "gy":
+            gy[poke[1]] = poke[2]
+        return (gy, x, w, *pads)
+    return "conv2d", (x, w, b, *pads), bwd_args
+
+
 def attn_case(rng, dt, B, H, Lq, Lk, D, causal, mask):
     q = rng.standard_normal((B, H, Lq, D)).astype(dt)
     k, v = (rng.standard_normal((B, H, Lk, D)).astype(dt) for _ in range(2))
@@ -160,6 +176,15 @@ CASES = {
     "conv_k1": lambda r, dt: conv_case(r, dt, 2, 4, 2, 6, 1, 0, 0, 1),
     "conv_L1_wide_pad": lambda r, dt: conv_case(r, dt, 1, 1, 1, 1, 3, 5, 2, 2),
     "conv_no_pad_k5_d2": lambda r, dt: conv_case(r, dt, 3, 2, 4, 13, 5, 0, 0, 2),
+    "conv2d_k3_same": lambda r, dt: conv2d_case(r, dt, 2, 3, 4, 5, 6, 3, 3, (1, 1, 1, 1)),
+    "conv2d_11x11_on_3x12": lambda r, dt: conv2d_case(r, dt, 2, 2, 3, 3, 12, 11, 11, (5, 5, 5, 5)),
+    "conv2d_asym_pad_nobias": lambda r, dt: conv2d_case(r, dt, 2, 1, 2, 1, 1, 3, 5, (0, 2, 4, 0), bias=False),
+    "conv2d_1x1_valid": lambda r, dt: conv2d_case(r, dt, 3, 4, 2, 7, 2, 1, 1, (0, 0, 0, 0)),
+    "conv2d_nan_x": lambda r, dt: conv2d_case(r, dt, 2, 2, 2, 4, 3, 3, 3, (1, 1, 1, 1), poke=("x", (1, 0, 2, 1), NAN)),
+    "conv2d_inf_x": lambda r, dt: conv2d_case(r, dt, 1, 2, 2, 4, 3, 3, 3, (1, 1, 1, 1), poke=("x", (0, 1, 0, 0), -INF)),
+    # an inf in a tap that meets only padding: 0 * inf = nan, as in the reference (no cropping then)
+    "conv2d_inf_w_dead_tap": lambda r, dt: conv2d_case(r, dt, 1, 2, 2, 2, 3, 11, 11, (5, 5, 5, 5), poke=("w", (0, 1, 0, 0), INF)),
+    "conv2d_nan_gy": lambda r, dt: conv2d_case(r, dt, 1, 2, 2, 2, 3, 11, 11, (5, 5, 5, 5), poke=("gy", (0, 1, 1, 2), NAN)),
     "attn": lambda r, dt: attn_case(r, dt, 2, 3, 7, 7, 4, False, "none"),
     "attn_causal_tiles": lambda r, dt: attn_case(r, dt, 1, 2, 300, 300, 8, True, "none"),
     "attn_tiles_bool": lambda r, dt: attn_case(r, dt, 1, 1, 200, 260, 5, False, "bool"),

@@ -20,7 +20,7 @@ from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
-__all__ = ["lstm_seq", "gru_seq", "conv1d_dilated", "flash_attention", "softmax", "log_softmax",
+__all__ = ["lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
            "layer_norm", "gelu"]
 
 
@@ -167,6 +167,41 @@ def conv1d_dilated(x, weight, bias=None, padding=0, dilation: int = 1):
                          f"than the dilated kernel ({dilation} * ({weight.shape[2]} - 1) + 1)")
     args = (x, weight) if bias is None else (x, weight, bias)
     return Conv1dDilated.apply(*args, pad_left=int(pad_left), pad_right=int(pad_right), dilation=int(dilation))
+
+
+class Conv2d(Function):
+    """x [B, C, H, W]; weight [O, C, KH, KW]; optional bias [O] -> y [B, O, Hout, Wout]
+    (stride 1, dilation 1, groups 1, zero padding (top, bottom, left, right))."""
+
+    def forward(self, x, w, b=None, padding=(0, 0, 0, 0)):
+        y = kernels_for(x).conv2d_fwd(x, w, b, *padding)
+        self.save_for_backward(x, w)
+        self.args = (padding, b is not None)
+        return y
+
+    def backward(self, gy):
+        x, w = self.saved
+        padding, has_bias = self.args
+        gx, gw, gb = kernels_for(x).conv2d_bwd(gy, x, w, *padding)
+        return (gx, gw, gb) if has_bias else (gx, gw)
+
+
+def conv2d(x, weight, bias=None, padding=(0, 0, 0, 0)):
+    """2-D convolution (cross-correlation, as torch), stride 1, dilation 1, groups 1, with the
+    fused kernel. x [B, C, H, W]; weight [O, C, KH, KW]; bias [O] or None; padding (top,
+    bottom, left, right) >= 0 -> y [B, O, H + top + bottom - KH + 1, W + left + right - KW + 1]."""
+    top, bottom, left, right = (int(p) for p in padding)
+    if x.ndim != 4 or weight.ndim != 4 or weight.shape[1] != x.shape[1]:
+        raise ValueError(f"conv2d: expected x [B, C, H, W] and weight [O, C, KH, KW], got "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+    if min(top, bottom, left, right) < 0:
+        raise ValueError(f"conv2d: padding must be >= 0, got {tuple(padding)}")
+    if (x.shape[2] + top + bottom < weight.shape[2] or x.shape[3] + left + right < weight.shape[3]
+            or x.shape[2] < 1 or x.shape[3] < 1):
+        raise ValueError(f"conv2d: the padded input {(x.shape[2] + top + bottom, x.shape[3] + left + right)} "
+                         f"is smaller than the kernel {tuple(weight.shape[2:])}")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*args, padding=(top, bottom, left, right))
 
 
 # -- attention ---------------------------------------------------------------------------------

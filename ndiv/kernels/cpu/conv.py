@@ -1,4 +1,4 @@
-"""Dilated 1-D convolution (stride 1, groups 1), Numba + BLAS, twin of reference/conv.py.
+"""Dilated 1-D and 2-D convolution (stride 1, groups 1), Numba + BLAS, twin of reference/conv.py.
 
 Both directions are one GEMM each over an im2col matrix cols [Cin*K, B*Lout] (row c*K + k,
 column b*Lout + t holds xpad[b, c, t + k*d]): a GEMM of [Cout, Cin*K] @ [Cin*K, B*Lout] runs near
@@ -63,3 +63,103 @@ def _col2im(gcols, B, L, K, pad_left, dilation):
                 for t in range(t0, t1):
                     gx[b, c, t + shift] += row[t]
     return gx
+
+
+# -- 2-D ---------------------------------------------------------------------------------------
+# One GEMM per direction over pixel-major columns: x goes to channels-last, zero-padded, xpad
+# [B, Hp, Wp, C]; cols [B*Hout*Wout, KH*KW*C] holds, in row (b*Hout + i)*Wout + j, the KH runs
+# xpad[b, i + p, j:j + KW, :], each KW*C contiguous elements (a plain copy, whatever the grid's
+# width: TimesNet's grids are 2 to 36 wide), and the weight is reordered to [O, KH*KW*C] to match.
+# Taps that only ever meet the zero padding (an 11x11 kernel over a 3 x 12 grid keeps 5 x 11 of
+# its 121 taps; TimesNet's Inception block on its folds) are cropped before the GEMM: exact,
+# since they add zeros, as long as the weights (and, backward, the output gradient) are finite;
+# otherwise the whole kernel runs, so that a nan or inf reaches the result as in the reference.
+
+
+def _live_taps(K, pad_lo, n, n_out):
+    """Taps p of a kernel of size K whose window i + p - pad_lo (0 <= i < n_out) meets [0, n)."""
+    return max(0, pad_lo - n_out + 1), min(K, n + pad_lo)
+
+
+def _crop(w, gy, x_shape, pad_top, pad_left, Hout, Wout):
+    KH, KW = w.shape[2:]
+    if not (np.isfinite(w).all() and (gy is None or np.isfinite(gy).all())):
+        return 0, KH, 0, KW
+    p0, p1 = _live_taps(KH, pad_top, x_shape[2], Hout)
+    q0, q1 = _live_taps(KW, pad_left, x_shape[3], Wout)
+    return p0, p1, q0, q1
+
+
+def _setup(x, w, gy, pads):
+    """(xpad [B, Hp, Wp, C], cropped weight [O, kh*kw*C], crop box, top/left pad, output size)."""
+    pad_top, pad_bottom, pad_left, pad_right = pads
+    B, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    Hout, Wout = H + pad_top + pad_bottom - KH + 1, W + pad_left + pad_right - KW + 1
+    p0, p1, q0, q1 = _crop(w, gy, x.shape, pad_top, pad_left, Hout, Wout)
+    top, left = pad_top - p0, pad_left - q0            # both >= 0 and the padded grid holds x
+    xpad = np.zeros((B, Hout + p1 - p0 - 1, Wout + q1 - q0 - 1, C), x.dtype)
+    xpad[:, top:top + H, left:left + W] = x.transpose(0, 2, 3, 1)
+    wr = np.ascontiguousarray(w[:, :, p0:p1, q0:q1].transpose(0, 2, 3, 1), dtype=x.dtype).reshape(O, -1)
+    return xpad, wr, (p0, p1, q0, q1), top, left, Hout, Wout
+
+
+def conv2d_fwd(x, w, b, pad_top, pad_bottom, pad_left, pad_right):
+    """x [B, C, H, W]; w [O, C, KH, KW]; b [O] or None; zero padding -> y [B, O, Hout, Wout]."""
+    B, O = x.shape[0], w.shape[0]
+    xpad, wr, (p0, p1, q0, q1), _, _, Hout, Wout = _setup(x, w, None, (pad_top, pad_bottom, pad_left, pad_right))
+    cols = _im2col2d(xpad, p1 - p0, q1 - q0, Hout, Wout)               # [B*Hout*Wout, kh*kw*C]
+    y2 = cols @ wr.T                                                    # [B*Hout*Wout, O]
+    if b is not None:
+        y2 += b.astype(x.dtype, copy=False)
+    return np.ascontiguousarray(y2.reshape(B, Hout, Wout, O).transpose(0, 3, 1, 2))
+
+
+def conv2d_bwd(gy, x, w, pad_top, pad_bottom, pad_left, pad_right):
+    """gy [B, O, Hout, Wout]; x [B, C, H, W]; w [O, C, KH, KW] -> gx [B, C, H, W], gw, gb [O]."""
+    B, C, H, W = x.shape
+    O = w.shape[0]
+    gy = gy.astype(x.dtype, copy=False)
+    xpad, wr, (p0, p1, q0, q1), top, left, Hout, Wout = _setup(x, w, gy, (pad_top, pad_bottom, pad_left, pad_right))
+    kh, kw = p1 - p0, q1 - q0
+    gy2 = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(B * Hout * Wout, O)
+    cols = _im2col2d(xpad, kh, kw, Hout, Wout)
+    gw = np.zeros(w.shape, x.dtype)
+    gw[:, :, p0:p1, q0:q1] = (gy2.T @ cols).reshape(O, kh, kw, C).transpose(0, 3, 1, 2)
+    del cols
+    gxpad = _col2im2d(gy2 @ wr, xpad.shape, kh, kw, Hout, Wout)        # gy2 @ wr: [B*Hout*Wout, kh*kw*C]
+    gx = np.ascontiguousarray(gxpad[:, top:top + H, left:left + W].transpose(0, 3, 1, 2))
+    return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+@njit()
+def _im2col2d(xpad, KH, KW, Hout, Wout):
+    B, Hp, Wp, C = xpad.shape
+    rows = xpad.reshape(B, Hp, Wp * C)
+    n = KW * C
+    cols = np.empty((B * Hout * Wout, KH * n), xpad.dtype)
+    for b in range(B):
+        for i in range(Hout):
+            for j in range(Wout):
+                dst = cols[(b * Hout + i) * Wout + j]
+                for p in range(KH):
+                    src = rows[b, i + p]
+                    for t in range(n):
+                        dst[p * n + t] = src[j * C + t]
+    return cols
+
+
+@njit()
+def _col2im2d(gcols, shape, KH, KW, Hout, Wout):
+    B, Hp, Wp, C = shape
+    g = np.zeros((B, Hp, Wp * C), gcols.dtype)
+    n = KW * C
+    for b in range(B):
+        for i in range(Hout):
+            for j in range(Wout):
+                src = gcols[(b * Hout + i) * Wout + j]
+                for p in range(KH):
+                    dst = g[b, i + p]
+                    for t in range(n):
+                        dst[j * C + t] += src[p * n + t]
+    return g.reshape(B, Hp, Wp, C)

@@ -8,7 +8,7 @@ never writes cols is the next step where cuDNN shows the GEMM form is memory bou
 """
 from __future__ import annotations
 
-from ndiv.device import get_cupy
+from ndiv.device import array_module, get_cupy
 from ndiv.kernels.cuda._compile import function, i32, i64, launch
 
 SOURCE = r"""
@@ -81,3 +81,64 @@ def conv1d_dilated_bwd(gy, x, w, pad_left, pad_right, dilation):
     launch(function(SOURCE, "col2im", x.dtype), gx.size,
            (gcols, gx, i32(B), i32(Cin), i32(L), i32(K), i32(pad_left), i32(dilation), i32(Lout), i64(gx.size)))
     return gx, gw
+
+
+# -- 2-D ---------------------------------------------------------------------------------------
+# cols [C*KH*KW, B*Hout*Wout] as on the CPU (ndiv/kernels/cpu/conv.py), filled by one strided copy
+# per tap (KH*KW array copies, no RawKernel), and one cuBLAS GEMM per direction. Written against
+# the array's module, so the same code also runs on NumPy arrays (tests/kernels hold it to the
+# reference there); not yet measured on a GPU.
+
+def _live_range(p, pad_lo, n, n_out):
+    """Output positions i whose input i + p - pad_lo lies in [0, n)."""
+    return max(0, pad_lo - p), min(n_out, n + pad_lo - p)
+
+
+def _im2col2d(xp, x, KH, KW, pad_top, pad_left, Hout, Wout):
+    B, C, H, W = x.shape
+    cols = xp.zeros((C, KH, KW, B, Hout, Wout), x.dtype)
+    xt = x.transpose(1, 0, 2, 3)
+    for p in range(KH):
+        i0, i1 = _live_range(p, pad_top, H, Hout)
+        for q in range(KW):
+            j0, j1 = _live_range(q, pad_left, W, Wout)
+            if i1 > i0 and j1 > j0:
+                cols[:, p, q, :, i0:i1, j0:j1] = xt[:, :, i0 + p - pad_top:i1 + p - pad_top,
+                                                    j0 + q - pad_left:j1 + q - pad_left]
+    return cols.reshape(C * KH * KW, B * Hout * Wout)
+
+
+def conv2d_fwd(x, w, b, pad_top, pad_bottom, pad_left, pad_right):
+    """x [B, C, H, W]; w [O, C, KH, KW]; b [O] or None; zero padding -> y [B, O, Hout, Wout]."""
+    xp = array_module(x)
+    B, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    Hout, Wout = H + pad_top + pad_bottom - KH + 1, W + pad_left + pad_right - KW + 1
+    cols = _im2col2d(xp, x, KH, KW, pad_top, pad_left, Hout, Wout)
+    y2 = xp.ascontiguousarray(w, dtype=x.dtype).reshape(O, -1) @ cols
+    y = xp.ascontiguousarray(y2.reshape(O, B, Hout, Wout).transpose(1, 0, 2, 3))
+    if b is not None:
+        y += b.astype(x.dtype, copy=False)[:, None, None]
+    return y
+
+
+def conv2d_bwd(gy, x, w, pad_top, pad_bottom, pad_left, pad_right):
+    """gy [B, O, Hout, Wout]; x [B, C, H, W]; w [O, C, KH, KW] -> gx [B, C, H, W], gw, gb [O]."""
+    xp = array_module(x)
+    B, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    Hout, Wout = gy.shape[2:]
+    gy = gy.astype(x.dtype, copy=False)
+    gy2 = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(O, B * Hout * Wout)
+    cols = _im2col2d(xp, x, KH, KW, pad_top, pad_left, Hout, Wout)
+    gw = (gy2 @ cols.T).reshape(w.shape)
+    gcols = (xp.ascontiguousarray(w, dtype=x.dtype).reshape(O, -1).T @ gy2).reshape(C, KH, KW, B, Hout, Wout)
+    gx = xp.zeros((C, B, H, W), x.dtype)
+    for p in range(KH):
+        i0, i1 = _live_range(p, pad_top, H, Hout)
+        for q in range(KW):
+            j0, j1 = _live_range(q, pad_left, W, Wout)
+            if i1 > i0 and j1 > j0:
+                gx[:, :, i0 + p - pad_top:i1 + p - pad_top, j0 + q - pad_left:j1 + q - pad_left] += \
+                    gcols[:, p, q, :, i0:i1, j0:j1]
+    return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3)), gw, gy.sum(axis=(0, 2, 3))
