@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from ndiv.kernels.config import PARALLEL_MIN_SIZE, njit
-from ndiv.kernels.cpu._math import fast_exp, fast_tanh
+from ndiv.kernels.cpu._math import fast_exp, fast_tanh, gelu_cdf, gelu_pdf
 
 
 def _chunks(n, size):
@@ -178,8 +178,6 @@ def gelu_bwd(gy, x, approximate):
 
 
 _K = math.sqrt(2.0 / math.pi)
-_RSQRT2 = 1.0 / math.sqrt(2.0)
-_RSQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @njit()
@@ -201,9 +199,9 @@ def _gelu(gy, x, out, approximate, backward, n_chunks):
                     out[i] = gy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * _K * (1 + 3 * 0.044715 * v * v))
                 else:
                     out[i] = 0.5 * v * (1 + t)
-            else:
-                cdf = 0.5 * (1 + math.erf(v * _RSQRT2))
+            else:   # float32: the vectorized erf and exp of _math; float64: libm's
+                cdf = gelu_cdf(v)
                 if backward:
-                    out[i] = gy[i] * (cdf + v * math.exp(-0.5 * v * v) * _RSQRT2PI)
+                    out[i] = gy[i] * (cdf + v * gelu_pdf(v))
                 else:
                     out[i] = v * cdf
