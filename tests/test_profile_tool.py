@@ -41,6 +41,9 @@ def test_parts_add_up_to_the_step(tool):
     shapes = sorted(s for _, s, _ in p.gemm_shapes)
     assert ((8, 8), (8, 48)) in shapes and ((8, 96), (96, 8)) in shapes   # [B, L] @ W1^T, [B, H] @ W2^T
     assert p.floor > 0 and p.step > 0 and np.isfinite(p.ratio)
+    assert "op Linear.forward" in p.details and not any(k.startswith("kernel") for k in p.details)
+    # the per-op details are the "numpy" part split by Function
+    assert sum(v for k, v in p.details.items() if k.startswith("op ")) == pytest.approx(p.parts["numpy"], rel=1e-6)
     assert (linalg.MatMul.forward, nn_ops.Linear.backward, linalg._mm, ndiv.kernels.cpu.gelu_fwd) == originals
     assert "step = " in tool.format_profile(p)
 

@@ -98,9 +98,10 @@ class _Clock:
         self.recording = False          # record the GEMMs' signatures (one step)
         self.stack: list = []
         self.excl = defaultdict(float)
+        self.detail = defaultdict(float)  # "kernel name" / "op Class.forward" -> exclusive seconds
         self.gemms: Counter = Counter()
 
-    def timed(self, part: str, fn, *args, **kwargs):
+    def timed(self, part: str, fn, *args, detail: str | None = None, **kwargs):
         frame = [0.0]
         self.stack.append(frame)
         t0 = time.perf_counter()
@@ -110,16 +111,18 @@ class _Clock:
             dt = time.perf_counter() - t0
             self.stack.pop()
             self.excl[part] += dt - frame[0]
+            if detail is not None:
+                self.detail[detail] += dt - frame[0]
             if self.stack:
                 self.stack[-1][0] += dt
 
-    def wrap(self, fn, part: str):
+    def wrap(self, fn, part: str, detail: str | None = None):
         clock = self
 
         def wrapper(*args, **kwargs):
             if not clock.on:
                 return fn(*args, **kwargs)
-            return clock.timed(part, fn, *args, **kwargs)
+            return clock.timed(part, fn, *args, detail=detail, **kwargs)
 
         wrapper.__wrapped__ = fn
         wrapper.__name__ = getattr(fn, "__name__", "wrapped")
@@ -302,7 +305,7 @@ class Instrumented:
                     hooks_into(fn.__globals__)
                 target = new or fn
                 if name in ("forward", "backward"):
-                    target = clock.wrap(target, "numpy")
+                    target = clock.wrap(target, "numpy", f"op {cls.__name__}.{name}")
                 if target is not fn:
                     self._set(cls, name, target)
         # module-level helpers of the ops and the kernels' Python wrappers: GEMMs rewritten
@@ -318,7 +321,7 @@ class Instrumented:
         # the kernels: every public function of ndiv.kernels.cpu, timed as "kernels"
         for name, fn in list(vars(cpu).items()):
             if isinstance(fn, types.FunctionType) and not name.startswith("_"):
-                replaced[id(fn)] = clock.wrap(replaced.get(id(fn), fn), "kernels")
+                replaced[id(fn)] = clock.wrap(replaced.get(id(fn), fn), "kernels", f"kernel {name}")
         originals = {}
         for mod in ndiv_modules:
             for name, fn in list(vars(mod).items()):
@@ -366,7 +369,7 @@ class _StepMarks:
         inner = cls.sample
 
         def sample(sampler, *args, **kwargs):
-            marks.append((time.perf_counter(), dict(clock.excl)))
+            marks.append((time.perf_counter(), dict(clock.excl), dict(clock.detail)))
             clock.recording = record_step is not None and len(marks) == record_step
             return inner(sampler, *args, **kwargs)
 
@@ -374,7 +377,7 @@ class _StepMarks:
         return self
 
     def end(self):
-        self.marks.append((time.perf_counter(), dict(self.clock.excl)))
+        self.marks.append((time.perf_counter(), dict(self.clock.excl), dict(self.clock.detail)))
         self.clock.recording = False
 
     def __exit__(self, *exc):
@@ -384,9 +387,16 @@ class _StepMarks:
     def steps(self, skip_first: bool = True):
         """[(seconds, {part: seconds})] per step, the first step left out when there are others."""
         out = []
-        for (t0, e0), (t1, e1) in zip(self.marks, self.marks[1:]):
+        for (t0, e0, _), (t1, e1, _) in zip(self.marks, self.marks[1:]):
             out.append((t1 - t0, {p: e1.get(p, 0.0) - e0.get(p, 0.0) for p in PARTS if p != "overhead"}))
         return out[1:] if skip_first and len(out) > 1 else out
+
+    def details(self, skip_first: bool = True) -> dict:
+        """{"kernel name" / "op Class.forward": mean seconds per step} over the steps of steps()."""
+        first = 1 if skip_first and len(self.marks) > 2 else 0
+        d0, d1 = self.marks[first][2], self.marks[-1][2]
+        k = len(self.marks) - 1 - first
+        return {name: (v - d0.get(name, 0.0)) / k for name, v in d1.items()}
 
 
 # -- the floor -----------------------------------------------------------------------------------
@@ -428,6 +438,7 @@ class Profile:
     floor: float                # seconds: that step's GEMMs timed alone
     n_gemms: int                # GEMM calls in one step
     gemm_shapes: list = field(default_factory=list)   # [(name, shapes, count)], the largest first
+    details: dict = field(default_factory=dict)       # "kernel name" / "op Class.forward" -> seconds per step
 
     @property
     def ratio(self) -> float:
@@ -500,7 +511,8 @@ def profile(name: str, data: str = "m4_hourly", steps: int = 10, n_series: int |
     floor = gemm_floor(clock.gemms)
     shapes = sorted(((nm, tuple(a[1] for a in args if isinstance(a, tuple) and a and a[0] == "array"), c)
                      for (nm, args, _), c in clock.gemms.items()), key=lambda r: -_flops(r[1]) * r[2])
-    return Profile(name, data, steps, step, step_inst, parts, floor, sum(clock.gemms.values()), shapes)
+    return Profile(name, data, steps, step, step_inst, parts, floor, sum(clock.gemms.values()), shapes,
+                   marks.details())
 
 
 def _flops(shapes) -> float:
@@ -522,6 +534,10 @@ def format_profile(p: Profile) -> str:
                  f"{p.parts['gemm'] / p.floor if p.floor else float('nan'):.2f}x their floor")
     for nm, shapes, c in p.gemm_shapes[:5]:
         lines.append(f"    {c:3d} x {nm} {' @ '.join(str(list(s)) for s in shapes)}")
+    top = sorted(p.details.items(), key=lambda kv: -kv[1])[:8]
+    if top:
+        lines.append("  the slowest kernels and ops (exclusive, per step):")
+        lines += [f"    {v * ms:9.2f} ms  {name}" for name, v in top]
     lines.append(f"  step = {p.ratio:.2f} x floor")
     return "\n".join(lines)
 
