@@ -69,6 +69,7 @@ def small(monkeypatch):
     monkeypatch.setattr(suite("memory_pool").MLPStepPool, "sizes", dict(batch=64, n_in=8, hidden=256, n_out=4))
     monkeypatch.setattr(suite("ops").MLPStep, "sizes", dict(batch=8, n_in=8, hidden=32, n_out=4))
     monkeypatch.setattr(suite("models"), "STEPS", 2)
+    monkeypatch.setattr(suite("models"), "M4_SERIES", 3)
 
 
 @pytest.mark.parametrize("name", RUN_SUITES)

@@ -18,6 +18,11 @@ when the model is missing on that side, or, for 'torch', when neuralforecast is 
     time_forward_batch1 one forward pass in eval mode of a model built with input_size=500, on
                         one window (the model's own latency, without the data pipeline)
 
+The M4 Hourly workload (ModelFitM4, ModelPredictM4: 414 series, h=48, input_size=96, every CASES
+model with its other hyperparameters) measures what AirPassengers hides: with many series no
+window repeats, so no deduplication helps. track_fit_steps_per_second and peakmem_fit as above;
+time_predict there is predict() of all 414 series.
+
 backend: 'ndiv' runs ndiv.Forecaster; 'torch' runs NeuralForecast (skipped when neuralforecast
 is not installed), with the same hyperparameters and data, so ratio_table.py compares them.
 """
@@ -36,16 +41,17 @@ NF_QUIET = dict(enable_progress_bar=False, enable_model_summary=False, logger=Fa
 
 
 def _case(name: str, **hparams):
-    """{backend: factory(steps=STEPS)}: each factory builds an unfitted `name` with hparams."""
+    """{backend: factory(steps=STEPS, **override)}: each factory builds an unfitted `name` with
+    hparams (override: options that replace them, e.g. the M4 workload's h and input_size)."""
 
-    def make(backend, steps):
+    def make(backend, steps, **override):
         _, models = _frameworks(backend)
         if not hasattr(models, name):
             raise NotImplementedError(f"{backend} has no model {name!r}")
         extra = NF_QUIET if backend == "torch" else {}
-        return getattr(models, name)(max_steps=steps, random_seed=1, **hparams, **extra)
+        return getattr(models, name)(max_steps=steps, random_seed=1, **{**hparams, **override}, **extra)
 
-    return {backend: (lambda steps=STEPS, b=backend: make(b, steps)) for backend in BACKENDS}
+    return {backend: (lambda steps=STEPS, b=backend, **kw: make(b, steps, **kw)) for backend in BACKENDS}
 
 
 # model name -> {"ndiv": factory, "torch": factory}; each factory returns an unfitted model
@@ -208,6 +214,77 @@ class MultivariateFit:
 
     def peakmem_fit(self, model, backend):
         self.make().fit(self.df)
+
+
+# -- M4 Hourly: 414 series, h=48, input_size=96 (no repeated windows to skip) -------------------
+M4_H, M4_INPUT_SIZE, M4_FREQ = 48, 96, 1    # integer time index: freq 1
+M4_SERIES = None     # None: all 414; tests/test_asv_suites.py takes a few
+
+
+def _m4_hourly(as_pandas: bool, n_series: int | None = None):
+    """M4 Hourly's training part in long format (unique_id, ds as int, y) from the shared data
+    folder (NDIV_DATA_DIR, default ../shared/data beside the repository); NotImplementedError
+    (asv: skipped) when it is not there."""
+    import csv
+    import gzip
+    import os
+
+    import numpy as np
+
+    root = os.environ.get("NDIV_DATA_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
+    path = os.path.join(root, "m4", "m4_hourly_train.csv.gz")
+    if not os.path.exists(path):
+        raise NotImplementedError(f"M4 Hourly is not at {path}; set NDIV_DATA_DIR to the folder holding m4/")
+    ids, ds, y = [], [], []
+    with gzip.open(path, "rt", newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows)
+        iu, it, iy = header.index("unique_id"), header.index("ds"), header.index("y")
+        seen: list = []
+        for row in rows:
+            if not seen or seen[-1] != row[iu]:
+                if n_series is not None and len(seen) == n_series:
+                    break
+                seen.append(row[iu])
+            ids.append(row[iu])
+            ds.append(int(row[it]))
+            y.append(float(row[iy]))
+    cols = {"unique_id": np.array(ids), "ds": np.array(ds, dtype=np.int64), "y": np.array(y)}
+    if as_pandas:
+        import pandas as pd
+        return pd.DataFrame(cols)
+    return cols
+
+
+class _M4Case(_ModelCase):
+    # MLP first: the cheapest model is the one that tests/test_asv_suites.py runs (first values)
+    params = (sorted(CASES, key=lambda name: (name != "MLP", name)) or ["(none yet)"], BACKENDS)
+    timeout = 1800   # the recurrent and attention models take minutes per fit on 414 series
+
+    def setup(self, model, backend):
+        forecaster, models = _frameworks(backend)
+        if model not in CASES:
+            raise NotImplementedError(f"no benchmark case for model {model!r} yet")
+        self.df = _m4_hourly(backend == "torch", M4_SERIES)
+        override = dict(h=M4_H, input_size=M4_INPUT_SIZE)
+        if getattr(getattr(models, model, None), "MULTIVARIATE", False):   # a batch holds every series
+            override["n_series"] = len(set(self.df["unique_id"].tolist()))
+        CASES[model][backend](STEPS, **override)  # a model missing on this side skips here
+        self.make = lambda steps=STEPS: forecaster(models=[CASES[model][backend](steps, **override)], freq=M4_FREQ)
+
+
+class ModelFitM4(_M4Case):
+    track_fit_steps_per_second = ModelFit.track_fit_steps_per_second
+    peakmem_fit = ModelFit.peakmem_fit
+
+
+class ModelPredictM4(_M4Case):
+    def setup(self, model, backend):
+        super().setup(model, backend)
+        self.fitted = self.make()
+        self.fitted.fit(self.df)
+        self.fitted.predict()
 
     def time_predict(self, model, backend):
         self.fitted.predict()

@@ -225,7 +225,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
         return x
     if p == 1.0:
         return x * 0.0
-    return nn_ops.Dropout.apply(x, p=p, rng=get_rng())
+    # one draw from ndiv's generator per call (manual_seed makes it repeatable); the kernel
+    # derives every element's draw from it
+    return nn_ops.Dropout.apply(x, p=p, seed=int(get_rng().integers(0, 2 ** 63)))
 
 
 def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm=None, norm_type: float = 2.0,

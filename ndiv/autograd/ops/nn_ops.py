@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ndiv.autograd.function import Function
-from ndiv.device import array_module, is_cuda_array
+from ndiv.device import array_module, is_cuda_array, kernels_for
 
 
 class Linear(Function):
@@ -220,18 +220,17 @@ class Embedding(Function):
 
 
 class Dropout(Function):
-    """y = x * mask / (1 - p), mask ~ Bernoulli(1 - p) drawn from rng (a numpy Generator)."""
+    """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element, drawn inside the kernel from
+    a counter-based hash of (seed, element index) (kernels/reference/dropout.py): the same seed
+    gives the same mask on every device. Saves only the bit-packed mask (x.size / 8 bytes)."""
 
-    def forward(self, x, *, p, rng):
-        keep = rng.random(x.shape, dtype=np.float32) >= p
-        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-        if is_cuda_array(x):
-            mask = array_module(x).asarray(mask)
-        self.mask = mask
-        return x * mask
+    def forward(self, x, *, p, seed):
+        y, self.mask = kernels_for(x).dropout_fwd(x, p, seed)
+        self.p = p
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        return kernels_for(gy).dropout_bwd(gy, self.mask, self.p)
 
 
 class Split(Function):
