@@ -222,6 +222,8 @@ class ResultStore:
 
     def add(self, row: dict) -> None:
         row = dict(row, versions=versions(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if self.json.exists():                       # rows another run of the script saved meanwhile
+            self.rows = json.loads(self.json.read_text())["rows"]
         self.rows = [r for r in self.rows if self._k(r) != self._k(row)] + [row]
         self.json.write_text(json.dumps({"rows": self.rows}, indent=1, default=float))
         cols = list(dict.fromkeys(k for r in self.rows for k in r if k != "versions"))
