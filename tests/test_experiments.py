@@ -31,7 +31,7 @@ def test_quick_mode_runs_and_resumes(script, table, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     rows = json.loads((tmp_path / f"{table}.json").read_text())["rows"]
     assert rows and (tmp_path / f"{table}.csv").exists()
-    trained = [r for r in rows if r.get("wall_s", 0) > 0]
+    trained = [r for r in rows if r["model"] not in ("Naive2", "SNaive")]   # the baselines are not trained
     assert trained, "no model row was trained"
     for r in rows:
         assert r["quick"] is True and r["versions"]["numpy"] == np.__version__
