@@ -152,6 +152,8 @@ def run_one(model_name, ds, h, seed, quick, lookback=None):
     return dict(model=model_name, dataset=ds, h=h, seed=seed, input_size=L, quick=quick,
                 mse=float((err ** 2).mean()), mae=float(abs(err).mean()), wall_s=round(wall, 2),
                 n_test_windows=int(test_end - val_end - h + 1), max_steps=opts["max_steps"],
+                steps_run=int(model.train_trajectories[-1][0]) if model.train_trajectories else 0,
+                valid_losses=[round(float(v), 5) for _, v in model.valid_trajectories],
                 settings_source=st["source"])
 
 
