@@ -198,7 +198,10 @@ class MultivariateFit:
         path = os.path.join(here, "..", "..", "..", "shared", "data", "ett", "ETTh1.csv")
         if not os.path.exists(path):
             raise NotImplementedError("../shared/data/ett/ETTh1.csv is absent")
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:
+            raise NotImplementedError("the ETTh1 workload needs pandas") from None
         raw = pd.read_csv(path, parse_dates=["date"], nrows=MV_ROWS)
         self.df = raw.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
         extra = NF_QUIET if backend == "torch" else {}

@@ -210,7 +210,7 @@ def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
 @pytest.mark.parametrize("case", [1, 4], ids=["Autoformer", "FEDformer"])
 def test_training_mode_forward_without_dropout_matches(case):
     """Training mode: Autoformer takes the batch-mean delays (NF's time_delay_agg_training)."""
-    import torch
+    torch = pytest.importorskip("torch")
     name, kw, exog = NF_CASES[case]
     nf_model, nd_model = _pair(name, dict(kw, dropout=0.0))
     nf_model.train()
@@ -274,7 +274,7 @@ def test_training_steps_match_neuralforecast(name, kw):
 def test_categorical_futr_column_matches_neuralforecast(name):
     """A categorical future-known column (codes 0..K, 0 unseen) next to a numeric one: NF's
     futr_cat_embeddings load, and the embedded stream gives NF's forecast."""
-    import torch
+    torch = pytest.importorskip("torch")
     kw = dict(h=4, input_size=8, futr_exog_list=["fc", "f1"], cat_exog_list=["fc"], categorical_cardinalities={"fc": 5},
               **TINY[name])
     nf_model, nd_model = _pair(name, kw)

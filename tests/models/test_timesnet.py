@@ -111,6 +111,7 @@ def _nf_loss(loss):
 @pytest.mark.parametrize("name, kw, exog", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_neuralforecast_weights_give_the_same_forecast(name, kw, exog):
     """Identical batches (the periods are a batch property): strict load, pe buffer included."""
+    nf_ref.nf_models()
     nf_kw = dict(kw, loss=_nf_loss(kw["loss"])) if "loss" in kw else kw
     nf = nf_ref.build("TimesNet", **nf_kw)
     nd = TimesNet(**kw)

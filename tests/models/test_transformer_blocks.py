@@ -98,7 +98,7 @@ def test_token_embedding_is_nfs_circular_conv(c_in):
 
 
 def test_time_feature_fixed_and_temporal_embeddings_match_nf():
-    import torch
+    torch = pytest.importorskip("torch")
     m = _nf_modules()
     nd, ref = E.TimeFeatureEmbedding(3, 5), m.TimeFeatureEmbedding(3, 5)
     _load(nd, ref)
@@ -166,7 +166,7 @@ def test_moving_avg_gradcheck_float64():
 
 @pytest.mark.parametrize("affine,subtract_last", [(False, False), (True, False), (True, True)])
 def test_revin_matches_nf(affine, subtract_last):
-    import torch
+    torch = pytest.importorskip("torch")
     m = _nf_modules()
     nd, ref = N.RevIN(3, affine=affine, subtract_last=subtract_last), m.RevIN(3, affine=affine,
                                                                                 subtract_last=subtract_last)
@@ -185,7 +185,7 @@ def test_revin_matches_nf(affine, subtract_last):
 
 
 def test_revin_multivariate_matches_nf_and_rejects_a_bad_mode():
-    import torch
+    torch = pytest.importorskip("torch")
     m = _nf_modules()
     nd, ref = N.RevINMultivariate(3, affine=True), m.RevINMultivariate(3, affine=True)
     assert nd.affine_weight.shape == (1, 1, 3)
@@ -227,7 +227,7 @@ def _attention_pair(m, mask_flag=False, output_attention=False, hidden=8, heads=
 def test_attention_layer_matches_nf(mask_flag, output_attention):
     """With output_attention=False NF passes no mask, so mask_flag changes nothing (not causal);
     with output_attention=True a missing mask under mask_flag is the causal one."""
-    import torch
+    torch = pytest.importorskip("torch")
     m = _nf_modules()
     nd, ref = _attention_pair(m, mask_flag, output_attention)
     _load(nd, ref)
@@ -319,7 +319,7 @@ def test_trans_encoder_matches_nf(distil, activation):
 
 
 def test_trans_decoder_matches_nf():
-    import torch
+    torch = pytest.importorskip("torch")
     from ndiv.models.common import _attention as A
     m = _nf_modules()
 
