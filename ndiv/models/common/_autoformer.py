@@ -21,6 +21,7 @@ import numpy as np
 
 import ndiv
 from ndiv import nn
+from ndiv.models.common._attention import TransEncoder
 from ndiv.models.common._normalization import SeriesDecomp
 from ndiv.nn import functional as F
 
@@ -103,33 +104,10 @@ class EncoderLayer(_FeedForward):
         return res, attn
 
 
-class Encoder(nn.Module):
+class Encoder(TransEncoder):
     """A stack of EncoderLayer (attn_layers), optional conv_layers between them (unused by
     Autoformer and FEDformer, kept for NF's signature), then norm_layer: x [B, L, D] ->
-    (x [B, L, D], [attn per layer])."""
-
-    def __init__(self, attn_layers, conv_layers=None, norm_layer: nn.Module | None = None):
-        super().__init__()
-        self.attn_layers = nn.ModuleList(attn_layers)
-        self.conv_layers = nn.ModuleList(conv_layers) if conv_layers is not None else None
-        self.norm = norm_layer
-
-    def forward(self, x, attn_mask=None):
-        attns = []
-        if self.conv_layers is not None:
-            for attn_layer, conv_layer in zip(self.attn_layers, self.conv_layers):
-                x, attn = attn_layer(x, attn_mask=attn_mask)
-                x = conv_layer(x)
-                attns.append(attn)
-            x, attn = self.attn_layers[-1](x)
-            attns.append(attn)
-        else:
-            for attn_layer in self.attn_layers:
-                x, attn = attn_layer(x, attn_mask=attn_mask)
-                attns.append(attn)
-        if self.norm is not None:
-            x = self.norm(x)
-        return x, attns
+    (x [B, L, D], [attn per layer]). NF writes the same loop as TransEncoder's: ndiv shares it."""
 
 
 class DecoderLayer(_FeedForward):
