@@ -6,7 +6,8 @@
 #     bash asv_benchmarks/ci_quick.sh -b ops     # any extra asv arguments replace the selection
 #
 # The selection keeps the run to a few minutes on 2 cores: every case of ops, memory_pool,
-# import_time and models on AirPassengers (torch side included when torch is installed), the M4
+# import_time and models on AirPassengers (torch side included when torch is installed; the
+# models of SLOW_MODELS in benchmarks/models.py only in a full run), the M4
 # Hourly workload (ModelFitM4, ModelPredictM4) for MLP on the ndiv side only (~180 steps of 1024
 # windows; every model on both sides costs hours: full `asv run`), and the kernels suite on
 # its ndiv backend at its smallest shapes (its composed and torch sides and its large shapes
@@ -28,7 +29,7 @@ else
     SELECT=(
         -b '^(ops|memory_pool|import_time)\.'
         -b "^models\.(?!\w+M4\.)\w+\.\w+\('MLP', "
-        -b "^models\.(?!\w+M4\.)\w+\.\w+\('\w+', 'ndiv'\)"
+        -b "^models\.(?!\w+M4\.)\w+\.\w+\('(?!(VanillaTransformer|Informer|Autoformer|FEDformer|TFT|DeepAR)')\w+', 'ndiv'\)"
         -b "^models\.\w+M4\.\w+\('MLP', 'ndiv'\)"
         -b "^kernels\.(LSTM|GRU)\.time_fwd_bwd\('ndiv', 1, 24, 1\)"
         -b "^kernels\.Conv1d\.time_fwd_bwd\('ndiv', 96, 1\)"

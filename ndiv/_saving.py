@@ -84,15 +84,21 @@ def _check_replaceable(target: str, overwrite: bool) -> None:
 
 
 def _write_folder(fc, folder: str) -> None:
+    from ndiv.auto.partitioned import Partitioned
     models = []
+    raw = fc._raw_dataset
     for i, m in enumerate(fc.models):
         m = m.saved_model() if hasattr(m, "saved_model") else m   # an Auto model: its refit best model
         name = f"model_{i}.safetensors"
         ndiv.save({k: to_device(v, "cpu") for k, v in m.state_dict().items()},
                   os.path.join(folder, name))
-        models.append({"class": type(m).__name__, "config": config_to_json(m._init_config, f"models[{i}]"),
-                       "weights": name, "sha256": _sha256_of(os.path.join(folder, name))})
-    raw = fc._raw_dataset
+        inner = m.model if isinstance(m, Partitioned) else m
+        entry = {"class": type(inner).__name__, "config": config_to_json(inner._init_config, f"models[{i}]"),
+                 "weights": name, "sha256": _sha256_of(os.path.join(folder, name))}
+        if isinstance(m, Partitioned):   # the copies' weights (partitions.<p>.*), their series by index
+            entry["partitions"] = {"n_partitions": m.n_partitions,
+                                   "series": [np.searchsorted(raw.uids, u).tolist() for u in m.part_uids]}
+        models.append(entry)
     arrays = {"temporal": raw.temporal, "indptr": raw.indptr}
     if raw.static is not None:
         arrays["static"] = raw.static
@@ -393,6 +399,8 @@ def _read(cls, folder: _Folder):
             model = MODELS[name](**config)
         except (TypeError, ValueError) as e:
             c.fail(f"{where}.config", f"is rejected by {name}: {e}")
+        if "partitions" in entry:
+            model = _partitioned(model, c.get(entry, "partitions", where, dict, "an object"), c, where)
         weights = _read_safetensors(folder, c.get(entry, "weights", where, str, "a file name"),
                                     c.get(entry, "sha256", where, str, "a hex digest"), f"{where}.weights")
         _check_expected(weights, model.state_dict(), folder.where(entry["weights"]))
@@ -401,6 +409,13 @@ def _read(cls, folder: _Folder):
         models.append(model)
 
     raw = _read_dataset(folder, c, c.get(meta, "data", "", dict, "an object"))
+    for i, model in enumerate(models):
+        series = getattr(model, "_saved_series", None)
+        if series is not None:    # a Partitioned model: its partitions' series, by index into the data
+            if any(not 0 <= j < raw.n_series for s in series for j in s):
+                c.fail(f"models[{i}].partitions.series", f"names series outside the data's {raw.n_series}")
+            model.part_uids = [raw.uids[np.asarray(s, dtype=np.int64)] for s in series]
+            del model._saved_series
     scalers = {}
     for col, d in c.get(meta, "scalers", "", dict, "an object").items():
         where = f"scalers[{col!r}]"
@@ -434,6 +449,25 @@ def _read(cls, folder: _Folder):
     fc._fitted = True
     fc._like = "pandas" if _has_pandas() else None
     return fc
+
+
+def _partitioned(model, d: dict, c: _Checker, where: str):
+    """A Partitioned model around `model` with one copy per saved partition (weights loaded after)."""
+    import copy
+
+    from ndiv import nn
+    from ndiv.auto.partitioned import Partitioned
+    n = c.get(d, "n_partitions", f"{where}.partitions", int, "an int")
+    series = c.get(d, "series", f"{where}.partitions", list, "a list of lists of series indices")
+    if not series or not all(isinstance(s, list) and s and all(isinstance(j, int) for j in s) for s in series):
+        c.fail(f"{where}.partitions.series", "must be a non-empty list of non-empty lists of ints")
+    try:
+        wrapped = Partitioned(model, n)
+    except (TypeError, ValueError) as e:
+        c.fail(f"{where}.partitions", str(e))
+    wrapped.partitions = nn.ModuleList([copy.deepcopy(model) for _ in series])
+    wrapped._saved_series = series
+    return wrapped
 
 
 def _read_conformity(folder: _Folder, c: _Checker, pi, fc, raw):

@@ -534,7 +534,7 @@ class Forecaster:
                 np.flatnonzero(ds.sizes == n) for n in np.unique(ds.sizes)]              # equal length: one call
             per_series = [None] * ds.n_series
             for idx in groups:
-                sub = _series_subset(ds, idx).trim(left=int(offset[idx[0]]), right=int(test_size))
+                sub = ds.subset(idx).trim(left=int(offset[idx[0]]), right=int(test_size))
                 y = m.predict_dataset(sub, step_size=step_size, test_size=sub.max_size, quantiles=qs)
                 y = y.transpose(2, 0, 1, 3) if m.MULTIVARIATE else y.reshape(len(idx), -1, h, y.shape[-1])
                 for j, s in enumerate(idx):                                                 # y [s, W, h, K]
@@ -718,15 +718,6 @@ def _put_columns(out: dict, model, y: np.ndarray, names: list[str]) -> None:
 
 def _all_numbers(values: np.ndarray) -> bool:
     return all(isinstance(v, (int, float, np.number, np.bool_)) for v in values.tolist())
-
-
-def _series_subset(ds: TimeSeriesDataset, idx: np.ndarray) -> TimeSeriesDataset:
-    """The series idx of ds (in that order), as a dataset of their rows."""
-    rows = np.concatenate([np.arange(ds.indptr[i], ds.indptr[i + 1]) for i in idx])
-    indptr = np.concatenate([[0], np.cumsum(ds.sizes[idx])])
-    return TimeSeriesDataset(ds.temporal[rows], ds.temporal_cols, indptr, ds.uids[idx], ds.ds[rows],
-                             None if ds.static is None else ds.static[idx], ds.static_cols, ds.freq,
-                             ds.id_col, ds.time_col, ds.target_col)
 
 
 def _interpretation_rows(uids: np.ndarray, unique_id) -> np.ndarray:

@@ -4,6 +4,7 @@ and the time projected on N machines from the per-trial figures.
 
     python tools/auto_scaling.py                       # the full measurement: 414 series, 16 trials
     python tools/auto_scaling.py --series 8 --trials 2 --max-steps 5 --no-ray   # a smoke run
+    python tools/auto_scaling.py --partitions 4 --no-search --max-steps 500     # fits over partitions
 
 Run it on an otherwise idle machine (every figure is a wall time); say how many cores it had.
 Both libraries search the same space (below: NF's AutoNHITS keys, with fewer steps so that 16
@@ -125,6 +126,36 @@ def run_nf(df, sp, trials: int, workers: int, engine: str) -> dict:
             "wall_s": wall, "mean_trial_s": mean_trial, "failed": None, "best_loss": None}
 
 
+def run_partitioned(df, test, partitions: int, workers: int | None, max_steps: int) -> dict:
+    """NHITS (NF's defaults, max_steps) fitted on all series (workers=None: one global fit here)
+    or as Partitioned(partitions) with its partitions' fits on `workers` local processes; the
+    wall time of fit + predict and the MAE on M4's test year."""
+    import numpy as np
+    from ndiv import Forecaster
+    from ndiv.auto import LocalBackend, Partitioned
+    from ndiv.models import NHITS
+    model = NHITS(h=H, input_size=2 * H, max_steps=max_steps, random_seed=1)
+    backend = None if workers is None else LocalBackend(n_workers=workers)
+    if backend is not None:
+        backend.map(_warm, None, list(range(workers)))        # start the workers (imports, Numba cache)
+    t0 = time.perf_counter()
+    fc = Forecaster(models=[model if workers is None else Partitioned(model, partitions)], freq=1)
+    y = fc.fit(df, backend=backend).predict()
+    wall = time.perf_counter() - t0
+    if backend is not None:
+        backend.close()
+    mae = float(np.mean(np.abs(y["NHITS"].to_numpy() - test.set_index(["unique_id", "ds"]).loc[
+        list(zip(y["unique_id"], y["ds"])), "y"].to_numpy())))
+    return {"library": "ndiv", "engine": "global fit" if workers is None else f"{partitions} partitions, local x{workers}",
+            "workers": workers or 1, "partitions": 1 if workers is None else partitions, "steps_per_model": max_steps,
+            "wall_s": wall, "mae": mae}
+
+
+def _warm(data, task):
+    import ndiv.models  # noqa: F401
+    return task
+
+
 def projection(row: dict, machines=(1, 2, 4, 8, 16)) -> dict:
     """Wall time on N machines of the same kind (row['workers'] workers each), from the mean trial."""
     t = row["mean_trial_s"]
@@ -142,11 +173,28 @@ def main(argv=None) -> None:
     p.add_argument("--concurrent", type=int, default=2, help="trials drawn at once (the search depends on it)")
     p.add_argument("--no-nf", action="store_true", help="skip NeuralForecast")
     p.add_argument("--no-ray", action="store_true", help="skip NeuralForecast's Ray backend (slow to start)")
+    p.add_argument("--partitions", type=int, default=0,
+                   help="also time Partitioned(NHITS) fits with this many partitions (0: skip)")
+    p.add_argument("--no-search", action="store_true", help="skip the searches (with --partitions)")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     a = p.parse_args(argv)
     df = load(a.series)
     sp = space(a.max_steps)
     rows = []
+    if a.partitions:
+        import pandas as pd
+        test = pd.read_csv(DATA.replace("_train", "_test"))
+        test = test[test["unique_id"].isin(df["unique_id"].unique())]
+        parts = [run_partitioned(df, test, a.partitions, w, a.max_steps)
+                 for w in [None] + [int(x) for x in a.workers.split(",")]]
+        for r in parts:
+            print(json.dumps(r), flush=True)
+        print(f"\nM4 Hourly, {a.series} series, NHITS, {a.max_steps} steps per model, {os.cpu_count()} cores")
+        print(f"{'fit':32s} {'wall s':>8s} {'MAE':>8s}")
+        for r in parts:
+            print(f"{r['engine']:32s} {r['wall_s']:8.1f} {r['mae']:8.1f}")
+        if a.no_search:
+            return
     for w in [int(x) for x in a.workers.split(",")]:
         rows.append(run_ndiv(df, sp, a.trials, w, a.concurrent))
         print(json.dumps(rows[-1]), flush=True)

@@ -7,6 +7,9 @@ The dataset is scattered to the workers once; each task fits a copy of one model
 fitted model back, whose state the Forecaster's model then takes (the user's model objects stay
 the ones in fc.models). Auto models run in this process: their trials go to their own backend.
 
+A Partitioned model (ndiv.auto.partitioned) is one task per partition of the series: each
+task fits a copy on its partition's rows, picked on the worker from the scattered dataset.
+
 With refit, every window's fit starts from the model as it was before cross_validation (the
 windows are independent, so they can run at once); backend=None keeps the sequential loop in
 which each window continues from the previous one's weights.
@@ -14,6 +17,7 @@ which each window continues from the previous one's weights.
 from __future__ import annotations
 
 from ndiv.auto.backends import WorkerLost, get_backend
+from ndiv.auto.partitioned import Partitioned, assemble
 from ndiv.auto.search import fit_task
 
 
@@ -44,12 +48,25 @@ def run_fits(dataset, tasks: list, backend) -> list:
     return outs
 
 
+def _units(m, dataset) -> list:
+    """(model to fit, series indices or None) of each task of model m: one per partition of a
+    Partitioned model, else the model itself on all series."""
+    return m.start_copies(dataset) if isinstance(m, Partitioned) else [(m, None)]
+
+
 def fit_models(models: list, dataset, val_size: int, backend) -> None:
-    """Forecaster.fit's loop: each model fitted on a worker, its state taken back."""
+    """Forecaster.fit's loop: each model (each partition of a Partitioned one) fitted on a
+    worker, its state taken back."""
     remote = [m for m in models if not _is_auto(m)]
-    outs = run_fits(dataset, [{"model": m, "val_size": val_size, "test_size": 0} for m in remote], backend)
-    for m, (fitted, _) in zip(remote, outs):
-        _adopt(m, fitted)
+    units = [_units(m, dataset) for m in remote]
+    tasks = [{"model": c, "series": idx, "val_size": val_size, "test_size": 0} for u in units for c, idx in u]
+    outs = iter(run_fits(dataset, tasks, backend))
+    for m, u in zip(remote, units):
+        fitted = [next(outs)[0] for _ in u]
+        if isinstance(m, Partitioned):
+            m.adopt(fitted, dataset, [idx for _, idx in u])
+        else:
+            _adopt(m, fitted[0])
     for m in models:
         if _is_auto(m):
             m.fit_dataset(dataset, val_size=val_size, test_size=0)
@@ -61,14 +78,25 @@ def fit_windows(models: list, dataset, test_sizes: list, val_size: int, step_siz
     their last refit (as the sequential loop leaves them)."""
     out = {}
     remote = [m for m in models if not _is_auto(m)]
-    tasks = [{"model": m, "val_size": val_size, "test_size": ts,
+    units = [_units(m, dataset) for m in remote]
+    tasks = [{"model": c, "series": idx, "val_size": val_size, "test_size": ts,
               "predict": {"step_size": step_size, "test_size": ts, "quantiles": quantiles}}
-             for m in remote for ts in test_sizes]
-    results = run_fits(dataset, tasks, backend)
-    for i, m in enumerate(remote):
-        mine = results[i * len(test_sizes):(i + 1) * len(test_sizes)]
-        out[m] = [y for _, y in mine]
-        _adopt(m, mine[-1][0])
+             for m, u in zip(remote, units) for ts in test_sizes for c, idx in u]
+    results = iter(run_fits(dataset, tasks, backend))
+    for m, u in zip(remote, units):
+        out[m] = []
+        for _ in test_sizes:
+            mine = [next(results) for _ in u]
+            if isinstance(m, Partitioned):
+                out[m].append(assemble(dataset.n_series, [(idx, y) for (_, idx), (_, y) in zip(u, mine)]))
+                last = ([f for f, _ in mine], [idx for _, idx in u])
+            else:
+                out[m].append(mine[0][1])
+                last = mine[0][0]
+        if isinstance(m, Partitioned):
+            m.adopt(*last[:1], dataset, last[1])
+        else:
+            _adopt(m, last)
     for m in models:
         if _is_auto(m):
             out[m] = []

@@ -65,10 +65,13 @@ def run_trial(data: dict, task: dict) -> dict:
 
 def fit_task(data: dict, task: dict):
     """A whole fit on a worker (Forecaster.fit of several models, a cross-validation window):
-    data {'dataset'}; task {'model', 'val_size', 'test_size', 'predict': None or
-    {'step_size', 'test_size', 'quantiles'}}. Returns (fitted model, forecast or None)."""
-    model = task["model"]
-    model.fit_dataset(data["dataset"], val_size=task["val_size"], test_size=task["test_size"])
+    data {'dataset'}; task {'model', 'series': None or the indices of the series to fit on (a
+    partition), 'val_size', 'test_size', 'predict': None or {'step_size', 'test_size',
+    'quantiles'}}. Returns (fitted model, forecast or None)."""
+    model, dataset = task["model"], data["dataset"]
+    if task.get("series") is not None:
+        dataset = dataset.subset(task["series"])
+    model.fit_dataset(dataset, val_size=task["val_size"], test_size=task["test_size"])
     pred = task.get("predict")
-    y = None if pred is None else model.predict_dataset(data["dataset"], **pred)
+    y = None if pred is None else model.predict_dataset(dataset, **pred)
     return model, y

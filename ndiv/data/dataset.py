@@ -260,6 +260,16 @@ class TimeSeriesDataset:
                                  self.static, self.static_cols, self.freq, self.id_col, self.time_col,
                                  self.target_col)
 
+    def subset(self, idx) -> "TimeSeriesDataset":
+        """The series idx (indices, in that order) as a dataset of their rows."""
+        idx = np.asarray(idx, dtype=np.int64)
+        sizes = self.sizes[idx]
+        indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        rows = np.repeat(self.indptr[idx] - indptr[:-1], sizes) + np.arange(indptr[-1])
+        return TimeSeriesDataset(self.temporal[rows], self.temporal_cols, indptr, self.uids[idx], self.ds[rows],
+                                 None if self.static is None else self.static[idx], self.static_cols, self.freq,
+                                 self.id_col, self.time_col, self.target_col)
+
     def with_temporal(self, temporal: np.ndarray, static: np.ndarray | None = None) -> "TimeSeriesDataset":
         """A copy with new values (same rows and columns), e.g. after a local scaler."""
         return TimeSeriesDataset(temporal, self.temporal_cols, self.indptr, self.uids, self.ds,

@@ -13,7 +13,7 @@ optuna = pytest.importorskip("optuna")
 pd = pytest.importorskip("pandas")
 
 from ndiv import Forecaster  # noqa: E402
-from ndiv.auto import AutoMLP, LocalBackend, make_auto, spaces  # noqa: E402
+from ndiv.auto import AutoMLP, LocalBackend, Partitioned, make_auto, spaces  # noqa: E402
 from ndiv.datasets import load_air_passengers  # noqa: E402
 from ndiv.models import MLP, DLinear  # noqa: E402
 
@@ -98,6 +98,28 @@ def test_cross_validation_refit_on_dask_equals_local(df, pool, client):
         df.iloc[:-2 * H], n_windows=1)
     # (float32 rounding of a shorter table: equal to ~1e-7, not bit for bit)
     np.testing.assert_allclose(local["MLP"].to_numpy()[:H], one["MLP"].to_numpy(), rtol=1e-5)
+
+
+def test_partitioned_fit_and_refits_on_workers_equal_the_loop(pool, client):
+    """A fit over partitions of the series: one task per partition, as the in-process loop."""
+    from tests.auto.test_partitioned import mlp, panel
+    data = pd.DataFrame(panel())
+    def fc():
+        return Forecaster(models=[Partitioned(mlp(), 3), MLP(h=H, input_size=24, hidden_size=8, max_steps=3, alias="one")],
+                          freq="MS")
+    ref = fc().fit(data).predict()
+    for backend in (pool, client):
+        f = fc()
+        pd.testing.assert_frame_equal(f.fit(data, backend=backend).predict(), ref)
+        assert [len(t) for t in f.models[0].train_trajectories] == [4, 4, 4]
+    # cross-validation with refit: (window, partition) tasks
+    cv_ref = fc().cross_validation(data, n_windows=2, step_size=H, refit=True, backend=None)
+    cv = fc().cross_validation(data, n_windows=2, step_size=H, refit=True, backend=client)
+    # the loop continues each window from the last; the backend refits each from the start:
+    # the first window agrees, the second is a fresh fit on more data
+    first = cv["cutoff"] == cv["cutoff"].min()
+    np.testing.assert_array_equal(cv.loc[first, "MLP"].to_numpy(), cv_ref.loc[first, "MLP"].to_numpy())
+    assert np.isfinite(cv["MLP"].to_numpy()).all()
 
 
 def test_a_worker_killed_mid_search_loses_no_trial(df, client, tmp_path):
