@@ -75,7 +75,7 @@ def optuna_config(sp: dict):
 def run_ndiv(df, sp, trials: int, workers: int, concurrent: int) -> dict:
     from ndiv import Forecaster
     from ndiv.auto import AutoNHITS, LocalBackend
-    backend = LocalBackend(n_workers=workers)
+    backend = LocalBackend(n_workers=workers, threads=1)   # one thread each: the same search for any workers
     t0 = time.perf_counter()
     model = AutoNHITS(h=H, config=ndiv_config(sp), num_samples=trials, concurrent_trials=concurrent,
                       backend=backend, pruner=False)
@@ -135,7 +135,7 @@ def run_partitioned(df, test, partitions: int, workers: int | None, max_steps: i
     from ndiv.auto import LocalBackend, Partitioned
     from ndiv.models import NHITS
     model = NHITS(h=H, input_size=2 * H, max_steps=max_steps, random_seed=1)
-    backend = None if workers is None else LocalBackend(n_workers=workers)
+    backend = None if workers is None else LocalBackend(n_workers=workers, threads=1)
     if backend is not None:
         backend.map(_warm, None, list(range(workers)))        # start the workers (imports, Numba cache)
     t0 = time.perf_counter()
