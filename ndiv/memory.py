@@ -12,9 +12,19 @@ buffer still seen through a view is never reused). No tensor needs to tell the p
 
 CuPy arrays use CuPy's own pool; this one serves numpy only. Off by default (see README for
 the measurement that decided it).
+
+`retained_heap()` is the default remedy for the same page faults, during a fit: on Linux with
+glibc it raises malloc's mmap and trim thresholds (mallopt) so that freed large arrays stay in
+the heap and the next step's allocations reuse them without faulting, and gives the free memory
+back to the system (malloc_trim) when the fit ends. BiTCN's step on AirPassengers (1024 windows
+of 16 channels) went from 53 to 32 ms with it. NDIV_RETAIN_HEAP=0 turns it off.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import os
 import sys
 import threading
 
@@ -103,3 +113,49 @@ def out_buffer(xp, shape, dtype, nbytes: int):
     if not pool.enabled or nbytes < pool.min_bytes or xp is not np:
         return None
     return pool.empty(shape, dtype)
+
+
+# -- glibc heap policy during fits -----------------------------------------------------------------
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 64 << 20      # arrays below 64 MiB come from the heap, not from fresh mmaps
+_TRIM_THRESHOLD = 512 << 20     # free memory at the heap's top is kept up to 512 MiB
+_heap = {"depth": 0, "libc": None, "lock": threading.Lock()}
+
+
+def _glibc():
+    if _heap["libc"] is None:
+        _heap["libc"] = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                libc.mallopt, libc.malloc_trim    # glibc (musl has neither)
+                _heap["libc"] = libc
+            except (OSError, AttributeError):
+                pass
+    return _heap["libc"]
+
+
+@contextlib.contextmanager
+def retained_heap():
+    """Inside: freed arrays below 64 MiB stay in glibc's heap for the next allocation (no page
+    faults per training step). On exit of the outermost one: the defaults back (glibc's dynamic
+    thresholds: 128 KiB mmap, 128 KiB trim) and malloc_trim(0). A no-op off glibc or with
+    NDIV_RETAIN_HEAP=0. Nested and concurrent fits share one setting (counted)."""
+    libc = _glibc() if os.environ.get("NDIV_RETAIN_HEAP", "1") != "0" else False
+    if not libc:
+        yield
+        return
+    with _heap["lock"]:
+        if _heap["depth"] == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        _heap["depth"] += 1
+    try:
+        yield
+    finally:
+        with _heap["lock"]:
+            _heap["depth"] -= 1
+            if _heap["depth"] == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, 128 << 10)
+                libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10)
+                libc.malloc_trim(0)

@@ -27,6 +27,7 @@ from ndiv import nn
 from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
 from ndiv.config import record_init_args
 from ndiv.device import check_device, to_device
+from ndiv.memory import retained_heap
 from ndiv.models.common._modules import CAT_EMB_DIM_STRATEGIES, cat_embeddings, embed_stream, resolve_cat_emb_dim
 from ndiv.models import _recurrent
 from ndiv.models._checks import (POSITIVE_INT, TRAINER_KWARGS, check_model_options, check_shared,
@@ -325,10 +326,19 @@ class BaseModel(nn.Module):
             random_seed=self.random_seed, drop_last=self.drop_last_loader)
         opt, sched = self._make_optimizer()
         dedupe = self.dedupe_windows and not self._has_sample_randomness() and not self.MULTIVARIATE
-        best, bad_checks = math.inf, 0
         bar = _Progress(self.max_steps, str(self), self.enable_progress_bar)
         self.train()
         self.train_trajectories, self.valid_trajectories = [], []
+        with retained_heap():      # freed step arrays stay in the heap: no page faults per step
+            self._train_loop(dataset, sampler, opt, sched, bar, win_hist, win_futr, dedupe)
+        bar.close()
+        self.eval()
+        return self
+
+    def _train_loop(self, dataset, sampler, opt, sched, bar, win_hist, win_futr, dedupe) -> None:
+        """fit_dataset's steps: sample, forward, loss, backward, optimizer; validation checks and
+        early stopping every val_check_steps."""
+        best, bad_checks = math.inf, 0
         for step in range(1, self.max_steps + 1):
             batch = sampler.sample(scaler=self.scaler, hist_exog_list=win_hist,
                                    futr_exog_list=win_futr, stat_exog_list=self.stat_exog_list,
@@ -361,9 +371,6 @@ class BaseModel(nn.Module):
                         bad_checks += 1
                         if bad_checks >= self.early_stop_patience_steps:
                             break
-        bar.close()
-        self.eval()
-        return self
 
     def _check_data(self, dataset):
         name = str(self)
