@@ -109,9 +109,9 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    # exp of the clipped input: the unselected branch must not overflow (inf * 0 = nan in backward)
-    neg = (x.clip(None, 0.0).exp() - 1.0) * alpha
-    return ndiv.where(x > 0, x, neg)
+    """x for x > 0, alpha (e^x - 1) otherwise: one op (forward and backward)."""
+    from ndiv.autograd.ops.elementwise import Elu
+    return Elu.apply(x, alpha=float(alpha))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -184,14 +184,12 @@ def softmin(x: Tensor, dim: int, dtype=None) -> Tensor:
 
 
 def glu(x: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), x = [a | b] halved along dim: one op (forward and backward)."""
     n = x.shape[dim]
     if n % 2:
         raise ValueError(f"glu: dim {dim} of size {n} must be even")
-    idx = [slice(None)] * x.ndim
-    idx[dim] = slice(0, n // 2)
-    a = x[tuple(idx)]
-    idx[dim] = slice(n // 2, n)
-    return a * x[tuple(idx)].sigmoid()
+    from ndiv.autograd.ops.elementwise import Glu
+    return Glu.apply(x, axis=dim)
 
 
 # -- linear, dropout, embedding ----------------------------------------------------------------

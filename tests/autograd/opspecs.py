@@ -53,6 +53,9 @@ UNARY = [
     OpSpec("tanh", lambda x: x.tanh(), lambda t, x: t.tanh(x)),
     OpSpec("sigmoid", lambda x: x.sigmoid(), lambda t, x: t.sigmoid(x), low=-30, high=30),
     OpSpec("relu", lambda x: x.relu(), lambda t, x: t.relu(x), gap=0.05),
+    OpSpec("elu", lambda x: ndiv.nn.functional.elu(x), lambda t, x: t.nn.functional.elu(x), low=-5, high=3, gap=0.05),
+    OpSpec("elu_alpha", lambda x: ndiv.nn.functional.elu(x, alpha=0.5),
+           lambda t, x: t.nn.functional.elu(x, alpha=0.5), low=-5, high=3, gap=0.05),
     OpSpec("sin", lambda x: x.sin(), lambda t, x: t.sin(x)),
     OpSpec("cos", lambda x: x.cos(), lambda t, x: t.cos(x)),
     OpSpec("erf", lambda x: x.erf(), lambda t, x: t.erf(x)),
@@ -98,6 +101,10 @@ REDUCE = [
 ]
 
 FIXED = [
+    OpSpec("glu", lambda x: ndiv.nn.functional.glu(x), lambda t, x: t.nn.functional.glu(x), kind="fixed",
+           low=-6, high=6, shapes=[((3, 6),), ((2, 3, 4),), ((0, 4),)]),
+    OpSpec("glu_dim1", lambda x: ndiv.nn.functional.glu(x, dim=1), lambda t, x: t.nn.functional.glu(x, dim=1),
+           kind="fixed", low=-6, high=6, shapes=[((2, 4, 3),)]),
     OpSpec("max_axis", lambda x: x.max(axis=1), lambda t, x: x.max(dim=1).values, kind="fixed", shapes=[((3, 5),), ((2, 4, 3),)]),
     OpSpec("min_axis_keep", lambda x: x.min(axis=-1, keepdims=True), lambda t, x: x.min(dim=-1, keepdim=True).values, kind="fixed", shapes=[((3, 5),)]),
     OpSpec("max_all", lambda x: x.max(), lambda t, x: x.max(), kind="fixed", shapes=[((3, 5),)]),

@@ -351,3 +351,35 @@ def test_inject_blocks_nest():
         with ndiv.random.inject(randint=[np.array([2])]):
             assert ndiv.randint(5, (1,)).item() == 2
         assert ndiv.randint(5, (1,)).item() == 1
+
+
+# -- elu, glu, sigmoid: one op each, nan and inf as torch --------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_glu_sigmoid_nan_inf_and_extremes_match_torch(dtype):
+    torch = pytest.importorskip("torch")
+    vals = np.array([np.nan, np.inf, -np.inf, -200.0, -90.0, -20.0, -1e-3, 0.0, 1e-3, 20.0, 90.0, 200.0], dtype)
+    for name, f, tf in (("elu", lambda x: F.elu(x, alpha=0.7), lambda x: torch.nn.functional.elu(x, alpha=0.7)),
+                        ("sigmoid", lambda x: x.sigmoid(), torch.sigmoid)):
+        x = ndiv.tensor(vals, requires_grad=True)
+        y = f(x)
+        y.backward(ndiv.tensor(np.ones_like(vals)))
+        tx = torch.tensor(vals, requires_grad=True)
+        ty = tf(tx)
+        ty.backward(torch.ones_like(tx))
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6, atol=0, err_msg=name)
+        np.testing.assert_allclose(np.asarray(x.grad), tx.grad.numpy(), rtol=1e-5, atol=1e-30, err_msg=name)
+    x = np.concatenate([vals, vals[::-1]]).astype(dtype)
+    t = ndiv.tensor(x, requires_grad=True)
+    y = F.glu(t)
+    y.backward(ndiv.tensor(np.ones(len(vals), dtype)))
+    tt = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.glu(tt)
+    ty.backward(torch.ones(len(vals), dtype=tt.dtype))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(t.grad), tt.grad.numpy(), rtol=1e-5, atol=1e-30)
+
+
+def test_sigmoid_stays_in_float32_and_is_exact_at_the_limits():
+    x = ndiv.tensor(np.array([-1e4, -100.0, 0.0, 100.0, 1e4], np.float32))
+    y = x.sigmoid().numpy()
+    assert y.dtype == np.float32 and y[0] == 0 and y[2] == 0.5 and y[-1] == 1

@@ -13,6 +13,13 @@ from ndiv.device import array_module
 from ndiv.memory import out_buffer, pool
 
 
+def _ignore_overflow(xp):
+    """NumPy's errstate(over='ignore') (CuPy raises no floating-point warnings)."""
+    import contextlib
+    import numpy as np
+    return np.errstate(over="ignore") if xp is np else contextlib.nullcontext()
+
+
 def _binary_out(ufunc, a, b):
     """ufunc(a, b) into a pooled buffer when the pool is on and no broadcasting is involved."""
     if pool.enabled and a.shape == b.shape and a.dtype == b.dtype:
@@ -321,9 +328,13 @@ class Sigmoid(Function):
             e = xp.exp(xp.where(neg, x, -x))
             y = xp.where(neg, e / (1 + e), 1 / (1 + e))
         else:
-            # exp of -|x| never overflows: sigmoid(x) = e^min(x,0) / (1 + e^-|x|)
-            e = xp.exp(-xp.abs(x))
-            y = xp.where(x >= 0, 1, e) / (1 + e)
+            # 1 / (1 + e^-x) in x's dtype, in place (torch's formula): e^-x overflows to inf for
+            # x < -88 (float32), which gives the right limit 0; nan stays nan
+            y = xp.negative(x, out=xp.empty(x.shape, x.dtype))     # an array even for 0-d x
+            with _ignore_overflow(xp):
+                xp.exp(y, out=y)
+            y += 1
+            xp.reciprocal(y, out=y)
         y = y.astype(x.dtype, copy=False)
         self.save_for_backward(y)
         return y
@@ -331,6 +342,55 @@ class Sigmoid(Function):
     def backward(self, gy):
         (y,) = self.saved
         return gy * _conj(y * (1 - y))
+
+
+class Elu(Function):
+    """elu(x) = x for x > 0, alpha (e^x - 1) otherwise, in one op (torch's F.elu); the gradient
+    is alpha e^x for x <= 0 and 1 otherwise, as torch's (a nan input: nan forward, gy backward)."""
+    def forward(self, x, alpha=1.0):
+        _real_only("elu", x)
+        xp = array_module(x)
+        neg = xp.minimum(x, 0, out=xp.empty(x.shape, x.dtype))   # e^x of the clipped input: no overflow
+        xp.expm1(neg, out=neg)
+        neg *= x.dtype.type(alpha)
+        y = xp.where(x > 0, x, neg)
+        self.save_for_backward(x)
+        self.alpha = alpha
+        return y
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = array_module(gy)
+        slope = xp.minimum(x, 0, out=xp.empty(x.shape, x.dtype))
+        xp.exp(slope, out=slope)
+        slope *= x.dtype.type(self.alpha)
+        # torch's elu_backward: alpha e^x where x <= 0, else 1 (so a nan input passes gy on)
+        slope = xp.where(x <= 0, slope, x.dtype.type(1))
+        slope *= gy
+        return slope
+
+
+class Glu(Function):
+    """glu(x) = a * sigmoid(b) for x = [a | b] split in halves along `axis` (torch's F.glu); the
+    gradient of both halves is written into one array (no zero-filled array per half)."""
+    def forward(self, x, axis=-1):
+        _real_only("glu", x)
+        xp = array_module(x)
+        axis = axis % x.ndim
+        n = x.shape[axis] // 2
+        a = x[(slice(None),) * axis + (slice(0, n),)]
+        s = Sigmoid.forward(self, x[(slice(None),) * axis + (slice(n, 2 * n),)])
+        self.saved = (a, s)
+        self.axis = axis
+        return xp.multiply(a, s)
+
+    def backward(self, gy):
+        a, s = self.saved
+        xp = array_module(gy)
+        ga = gy * s
+        gb = ga * a                            # gy * a * s (1 - s)
+        gb *= 1 - s
+        return xp.concatenate([ga, gb], axis=self.axis)
 
 
 
