@@ -31,9 +31,10 @@ import logging
 import os
 import warnings
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+if __name__ == "__main__":    # a script: one thread each; imported by the tests, the process's own settings
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("PL_DISABLE_FORK", "1")
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
