@@ -16,6 +16,14 @@ DECOMPOSABLE = ("NHITS", "NBEATS", "NBEATSx")
 
 
 def _pick(forecaster, model):
+    m = _find(forecaster, model)
+    if type(m).__name__ == "Partitioned":
+        raise ValueError(f"{m} is partitioned (ndiv.auto.Partitioned): each partition has its own copy, so there is "
+                         "no one model to interpret; fit it unpartitioned to read its weights")
+    return m
+
+
+def _find(forecaster, model):
     models = forecaster.models
     if model is None:
         return models[0]

@@ -98,3 +98,12 @@ def test_clear_errors():
     # more partitions than series: one per series
     one = Forecaster(models=[Partitioned(mlp(), 50)], freq="MS").fit(data)
     assert len(one.models[0].partitions) == 7
+
+
+def test_interpretation_of_a_partitioned_model_is_refused_by_name():
+    from ndiv.models import NHITS
+    data = panel()
+    fc = Forecaster(models=[Partitioned(NHITS(h=H, input_size=24, max_steps=2, mlp_units=[[8, 8]] * 3), 2)],
+                    freq="MS").fit(data)
+    with pytest.raises(ValueError, match="partitioned"):
+        fc.decomposition(model=0)
