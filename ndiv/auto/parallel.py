@@ -54,6 +54,14 @@ def _units(m, dataset) -> list:
     return m.start_copies(dataset) if isinstance(m, Partitioned) else [(m, None)]
 
 
+def _take(m, fitted: list, units: list, dataset) -> None:
+    """m takes the state of its fitted task copies (one per unit of _units)."""
+    if isinstance(m, Partitioned):
+        m.adopt(fitted, dataset, [idx for _, idx in units])
+    else:
+        _adopt(m, fitted[0])
+
+
 def fit_models(models: list, dataset, val_size: int, backend) -> None:
     """Forecaster.fit's loop: each model (each partition of a Partitioned one) fitted on a
     worker, its state taken back."""
@@ -62,11 +70,7 @@ def fit_models(models: list, dataset, val_size: int, backend) -> None:
     tasks = [{"model": c, "series": idx, "val_size": val_size, "test_size": 0} for u in units for c, idx in u]
     outs = iter(run_fits(dataset, tasks, backend))
     for m, u in zip(remote, units):
-        fitted = [next(outs)[0] for _ in u]
-        if isinstance(m, Partitioned):
-            m.adopt(fitted, dataset, [idx for _, idx in u])
-        else:
-            _adopt(m, fitted[0])
+        _take(m, [next(outs)[0] for _ in u], u, dataset)
     for m in models:
         if _is_auto(m):
             m.fit_dataset(dataset, val_size=val_size, test_size=0)
@@ -87,16 +91,9 @@ def fit_windows(models: list, dataset, test_sizes: list, val_size: int, step_siz
         out[m] = []
         for _ in test_sizes:
             mine = [next(results) for _ in u]
-            if isinstance(m, Partitioned):
-                out[m].append(assemble(dataset.n_series, [(idx, y) for (_, idx), (_, y) in zip(u, mine)]))
-                last = ([f for f, _ in mine], [idx for _, idx in u])
-            else:
-                out[m].append(mine[0][1])
-                last = mine[0][0]
-        if isinstance(m, Partitioned):
-            m.adopt(*last[:1], dataset, last[1])
-        else:
-            _adopt(m, last)
+            out[m].append(assemble(dataset.n_series, [(idx, y) for (_, idx), (_, y) in zip(u, mine)])
+                          if isinstance(m, Partitioned) else mine[0][1])
+        _take(m, [f for f, _ in mine], u, dataset)       # the models end as their last refit
     for m in models:
         if _is_auto(m):
             out[m] = []

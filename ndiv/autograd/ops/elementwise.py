@@ -8,6 +8,10 @@ complex input, as torch does.
 """
 from __future__ import annotations
 
+import contextlib
+
+import numpy as np
+
 from ndiv.autograd.function import Function
 from ndiv.device import array_module
 from ndiv.memory import out_buffer, pool
@@ -15,8 +19,6 @@ from ndiv.memory import out_buffer, pool
 
 def _ignore_overflow(xp):
     """NumPy's errstate(over='ignore') (CuPy raises no floating-point warnings)."""
-    import contextlib
-    import numpy as np
     return np.errstate(over="ignore") if xp is np else contextlib.nullcontext()
 
 
