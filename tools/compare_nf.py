@@ -103,6 +103,7 @@ def main():
     y = test["y"].to_numpy()
     naive = float(np.mean(np.abs(y - train["y"].to_numpy()[-12:])))
     print(f"seasonal naive MAE {naive:.2f}")
+    rows = []
     print("| model | params | fit s ndiv | fit s NF | NF/ndiv | MAE ndiv | MAE NF | latency ms ndiv | latency ms torch | torch/ndiv |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
@@ -115,6 +116,8 @@ def main():
             fits["nf"].append(t_nf)
             maes["nd"].append(float(np.mean(np.abs(y - p_nd))))
             maes["nf"].append(float(np.mean(np.abs(y - p_nf))))
+            print(f"  {name} seed {seed}: MAE ndiv {maes['nd'][-1]:.3f} ({t_nd:.1f} s), "
+                  f"NF {maes['nf'][-1]:.3f} ({t_nf:.1f} s)", flush=True)
         n_params = sum(p.data.size for p in nd_model.parameters())
         lat_nd = latency_nd(nd_model, L) * 1e3
         lat_nf = latency_nf(nf_model, L) * 1e3
@@ -122,6 +125,16 @@ def main():
         print(f"| {name} | {n_params} | {f_nd:.2f} | {f_nf:.2f} | {f_nf / f_nd:.1f} | "
               f"{np.mean(maes['nd']):.2f} ± {np.std(maes['nd']):.2f} | {np.mean(maes['nf']):.2f} ± {np.std(maes['nf']):.2f} | "
               f"{lat_nd:.3f} | {lat_nf:.3f} | {lat_nf / lat_nd:.1f} |", flush=True)
+        rows.append((name, maes))
+    # the two means against their standard errors (sample std / sqrt(n)); +- above is the population std
+    for name, maes in rows:
+        n = len(args.seeds)
+        if n > 1:
+            se = {k: statistics.stdev(v) / n ** 0.5 for k, v in maes.items()}
+            diff = np.mean(maes["nd"]) - np.mean(maes["nf"])
+            print(f"{name}: {n} seeds, mean MAE ndiv {np.mean(maes['nd']):.2f} (se {se['nd']:.2f}), NF "
+                  f"{np.mean(maes['nf']):.2f} (se {se['nf']:.2f}); difference {diff:+.2f} = "
+                  f"{diff / (se['nd'] ** 2 + se['nf'] ** 2) ** 0.5:+.2f} combined standard errors")
 
 
 if __name__ == "__main__":

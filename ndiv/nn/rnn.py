@@ -73,12 +73,12 @@ def recurrence_composed(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: boo
 
 
 def recurrence(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False, w_hr=None):
-    """recurrence_composed's signature and results; LSTM and GRU on float arrays of one dtype and
-    one device run the fused whole-sequence kernels (ndiv.autograd.ops.fused, whose kernels_for(x)
-    picks Numba or CUDA), everything else (and an LSTM with proj_size) the composed version.
+    """recurrence_composed's signature and results; every mode on float arrays of one dtype and
+    one device runs its fused whole-sequence kernel (ndiv.autograd.ops.fused, whose kernels_for(x)
+    picks Numba or CUDA); anything else (and an LSTM with proj_size) the composed version.
     h, c carry a state in and out: a recursive forecast calls this one step at a time."""
     tensors = [t for t in (x, h, c, w_ih, w_hh, b_ih, b_hh) if t is not None]
-    if mode not in ("LSTM", "GRU") or w_hr is not None or x.dtype not in (np.float32, np.float64) \
+    if mode not in _GATES or w_hr is not None or x.dtype not in (np.float32, np.float64) \
             or not all(t.dtype == x.dtype and t.device == x.device for t in tensors):
         return recurrence_composed(mode, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse, w_hr)
     from ndiv.autograd.ops import fused
@@ -86,8 +86,10 @@ def recurrence(mode: str, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse: bool = False
         x = x[::-1]                      # a view, on either device
     if mode == "LSTM":
         y, h, c = fused.lstm_seq(x, h, c, w_ih, w_hh, b_ih, b_hh)
-    else:
+    elif mode == "GRU":
         y, h = fused.gru_seq(x, h, w_ih, w_hh, b_ih, b_hh)
+    else:
+        y, h = fused.rnn_seq(x, h, w_ih, w_hh, b_ih, b_hh, "relu" if mode == "RNN_RELU" else "tanh")
     return (y[::-1] if reverse else y), h, c
 
 

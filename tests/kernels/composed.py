@@ -22,6 +22,18 @@ def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     return ndiv.stack(ys, 0), h, c
 
 
+def rnn_seq(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """x [T, B, I] -> (y [T, B, H], h_n), PyTorch's Elman RNN (tanh or relu)."""
+    h, ys = h0, []
+    for t in range(x.shape[0]):
+        a = x[t] @ w_ih.transpose(0, 1) + h @ w_hh.transpose(0, 1)
+        if b_ih is not None:
+            a = a + b_ih + b_hh
+        h = a.relu() if nonlinearity == "relu" else a.tanh()
+        ys.append(h)
+    return ndiv.stack(ys, 0), h
+
+
 def gru_seq(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
     """x [T, B, I] -> (y [T, B, H], h_n), PyTorch's GRU equations."""
     H = h0.shape[1]

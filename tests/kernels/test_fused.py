@@ -24,6 +24,12 @@ def lstm_inputs(rng, dt="float64", Tn=4, B=2, I=3, H=5, bias=True):
     return out + ([T(rng, 4 * H, dtype=dt, scale=k), T(rng, 4 * H, dtype=dt, scale=k)] if bias else [])
 
 
+def rnn_inputs(rng, dt="float64", Tn=4, B=2, I=3, H=5, bias=True):
+    k = 1 / math.sqrt(H)
+    out = [T(rng, Tn, B, I, dtype=dt), T(rng, B, H, dtype=dt), T(rng, H, I, dtype=dt, scale=k), T(rng, H, H, dtype=dt, scale=k)]
+    return out + ([T(rng, H, dtype=dt, scale=k), T(rng, H, dtype=dt, scale=k)] if bias else [])
+
+
 def gru_inputs(rng, dt="float64", Tn=4, B=2, I=3, H=5, bias=True):
     k = 1 / math.sqrt(H)
     out = [T(rng, Tn, B, I, dtype=dt), T(rng, B, H, dtype=dt),
@@ -47,6 +53,13 @@ def _torch_lstm(t, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     return y, h_n[0], c_n[0]
 
 
+def _torch_rnn(mode):
+    def fn(t, x, h0, w_ih, w_hh, b_ih, b_hh):
+        y, h_n = getattr(t._VF, mode)(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)
+        return y, h_n[0]
+    return fn
+
+
 def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
     y, h_n = t._VF.gru(x, h0[None], [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)
     return y, h_n[0]
@@ -55,6 +68,10 @@ def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
 CASES = {
     "lstm": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt), {}, _torch_lstm),
     "lstm_nobias_T1": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt, Tn=1, bias=False), {}, None),
+    "rnn_tanh": (fused.rnn_seq, composed.rnn_seq, lambda r, dt: rnn_inputs(r, dt), {}, _torch_rnn("rnn_tanh")),
+    "rnn_relu": (fused.rnn_seq, composed.rnn_seq, lambda r, dt: rnn_inputs(r, dt), dict(nonlinearity="relu"),
+                 _torch_rnn("rnn_relu")),
+    "rnn_nobias_T1": (fused.rnn_seq, composed.rnn_seq, lambda r, dt: rnn_inputs(r, dt, Tn=1, bias=False), {}, None),
     "gru": (fused.gru_seq, composed.gru_seq, lambda r, dt: gru_inputs(r, dt), {}, _torch_gru),
     "gru_nobias": (fused.gru_seq, composed.gru_seq, lambda r, dt: gru_inputs(r, dt, bias=False), {}, None),
     "conv_causal": (fused.conv1d_dilated, composed.conv1d_dilated,
@@ -152,11 +169,11 @@ def test_matches_torch_float32(name):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
+@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
                                   "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
-    kernel = {"lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
+    kernel = {"rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
     calls = []
     for direction in ("fwd", "bwd"):
         real = getattr(cpu, f"{kernel}_{direction}")
@@ -188,6 +205,10 @@ def test_attention_memory_is_linear_in_length():
     (lambda: fused.lstm_seq(ndiv.zeros(4, 2, 3), ndiv.zeros(2, 5), ndiv.zeros(2, 5), ndiv.zeros(20, 2), ndiv.zeros(20, 5)),
      r"w_ih \[4H, 3\]"),
     (lambda: fused.gru_seq(ndiv.zeros(2, 3), ndiv.zeros(3, 4), ndiv.zeros(12, 3), ndiv.zeros(12, 4)), r"\[T, B, I\]"),
+    (lambda: fused.rnn_seq(ndiv.zeros(2, 3, 4), ndiv.zeros(3, 5), ndiv.zeros(5, 4), ndiv.zeros(5, 5), nonlinearity="gelu"),
+     "'tanh' or 'relu'"),
+    (lambda: fused.rnn_seq(ndiv.zeros(2, 3, 4), ndiv.zeros(3, 5), ndiv.zeros(5, 4), ndiv.zeros(5, 5), ndiv.zeros(5)),
+     "both b_ih and b_hh"),
     (lambda: fused.conv1d_dilated(ndiv.zeros(1, 2, 3), ndiv.zeros(1, 2, 3), dilation=2), "shorter than the dilated kernel"),
     (lambda: fused.conv2d(ndiv.zeros(1, 2, 3, 3), ndiv.zeros(1, 2, 5, 3), padding=(0, 1, 0, 0)), "smaller than the kernel"),
     (lambda: fused.conv2d(ndiv.zeros(1, 2, 3, 3), ndiv.zeros(1, 3, 3, 3)), r"weight \[O, C, KH, KW\]"),

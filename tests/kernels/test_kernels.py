@@ -40,6 +40,19 @@ def gru_case(rng, dt, T, B, H):
     return "gru_seq", (xw, h0, w, b), bwd_args
 
 
+def rnn_case(rng, dt, T, B, H, relu, poke=None):
+    """poke: (index into xw, value) written before the kernels run (nan/inf through the recurrence)."""
+    xw = rng.standard_normal((T, B, H)).astype(dt)
+    if poke:
+        xw[poke[0]] = poke[1]
+    h0 = rng.standard_normal((B, H)).astype(dt)
+    w = (rng.standard_normal((H, H)) / math.sqrt(H)).astype(dt)
+
+    def bwd_args(y):
+        return (rng.standard_normal((T, B, H)).astype(dt), rng.standard_normal((B, H)).astype(dt), h0, w, y, relu)
+    return "rnn_seq", (xw, h0, w, relu), bwd_args
+
+
 def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d):
     x = rng.standard_normal((B, Cin, L)).astype(dt)
     w = rng.standard_normal((Cout, Cin, K)).astype(dt)
@@ -151,6 +164,12 @@ NONFINITE_CASES = {
     "gelu_erf_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, False),
     "gelu_tanh_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, True),
     "attn_dead_row": lambda r, dt: attn_nonfinite_case(r, dt, 5, "q", 0.5, 0, "dead"),
+    # a nan or inf entering one step's pre-activation travels through the recurrence (and back)
+    "rnn_tanh_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((1, 0, 2), NAN)),
+    "rnn_tanh_inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((2, 1, 0), INF)),
+    "rnn_relu_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((1, 1, 1), NAN)),
+    "rnn_relu_-inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 0, 2), -INF)),
+    "rnn_relu_+inf_last": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 1, 0), INF)),
 }
 for _w in ("q", "k", "v", "gout"):
     for _v, _vn in ((NAN, "nan"), (INF, "+inf"), (-INF, "-inf")):
@@ -167,6 +186,11 @@ CASES = {
     "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
     "lstm_T0": lambda r, dt: lstm_case(r, dt, 0, 2, 3),
     "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
+    "rnn_tanh": lambda r, dt: rnn_case(r, dt, 5, 3, 4, False),
+    "rnn_relu": lambda r, dt: rnn_case(r, dt, 5, 3, 4, True),
+    "rnn_T1_B1": lambda r, dt: rnn_case(r, dt, 1, 1, 1, False),
+    "rnn_T0": lambda r, dt: rnn_case(r, dt, 0, 2, 3, True),
+    "rnn_H17_relu": lambda r, dt: rnn_case(r, dt, 7, 2, 17, True),
     "gru": lambda r, dt: gru_case(r, dt, 5, 3, 4),
     "gru_T1_B1": lambda r, dt: gru_case(r, dt, 1, 1, 1),
     "gru_T0": lambda r, dt: gru_case(r, dt, 0, 2, 3),
@@ -263,6 +287,16 @@ def torch_twin(t, name, fwd_args, bwd_args):
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
         y.backward(gy)
         return [y], [x.grad]
+    if name == "rnn_seq":
+        xw, h0, w = (T(a) for a in fwd_args[:3])
+        act = t.relu if fwd_args[3] else t.tanh
+        h, ys = h0, []
+        for i in range(xw.shape[0]):
+            h = act(xw[i] + h @ w.T)
+            ys.append(h)
+        y = t.stack(ys)
+        ((y * gy).sum() + (h * t.tensor(bwd_args[1])).sum()).backward()
+        return [y], [xw.grad, h0.grad, w.grad]
     from torch.nn.attention import SDPBackend, sdpa_kernel
     q, k, v = (T(a) for a in fwd_args[:3])
     bias, scale, causal = fwd_args[3:]

@@ -116,17 +116,18 @@ def test_fused_functional_reaches_the_cuda_kernels(op, fake_gpu):
     assert fake_gpu == [f"{kernel}_fwd", f"{kernel}_bwd"]
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_recurrent_layers_reach_the_cuda_kernels(mode, bidirectional, fake_gpu):
     ndiv.manual_seed(0)
-    layer = getattr(ndiv.nn, mode)(3, 4, num_layers=2, batch_first=True, bidirectional=bidirectional).double()
+    cls, kw = (ndiv.nn.RNN, dict(nonlinearity=mode[4:].lower())) if mode.startswith("RNN") else (getattr(ndiv.nn, mode), {})
+    layer = cls(3, 4, num_layers=2, batch_first=True, bidirectional=bidirectional, **kw).double()
     layer = layer.to("cuda")
     assert all(p.device == "cuda" for p in layer.parameters())
     y, _ = layer(on_gpu(np.random.default_rng(0), 2, 5, 3))
     assert y.device == "cuda"
     _backward(y)
-    kernel = mode.lower() + "_seq"
+    kernel = mode[:4].lower().rstrip("_") + "_seq"
     n = 2 * (2 if bidirectional else 1)                 # layers x directions
     assert fake_gpu == [f"{kernel}_fwd"] * n + [f"{kernel}_bwd"] * n
 

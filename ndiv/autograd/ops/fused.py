@@ -20,7 +20,7 @@ from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
-__all__ = ["lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
+__all__ = ["rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
            "layer_norm", "gelu"]
 
 
@@ -49,6 +49,27 @@ class LSTMSeq(Function):
         x, h0, c0, w_ih, w_hh, y, c, gates = self.saved
         gxw, gh0, gc0, gw_hh = kernels_for(x).lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates)
         return _input_projection_grads(self, x, w_ih, gxw, (gh0, gc0), gw_hh, 2 if self.has_bias else 0)
+
+
+class RNNSeq(Function):
+    """One Elman RNN layer (tanh or relu) over a whole sequence. x [T, B, I]; h0 [B, H];
+    w_ih [H, I]; w_hh [H, H]; optional b_ih, b_hh [H]; relu: bool -> y [T, B, H], h_n [B, H]."""
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, relu=False):
+        T, B, I = x.shape
+        H = w_ih.shape[0]
+        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H)      # every step's input at once
+        if b_ih is not None:
+            xw += b_ih + b_hh
+        y = kernels_for(x).rnn_seq_fwd(xw, h0, w_hh, relu)
+        self.save_for_backward(x, h0, w_ih, w_hh, y)
+        self.has_bias, self.relu = b_ih is not None, relu
+        return y, (y[-1].copy() if T else h0.copy())
+
+    def backward(self, gy, gh_n):
+        x, h0, w_ih, w_hh, y = self.saved
+        gxw, gh0, gw_hh = kernels_for(x).rnn_seq_bwd(gy, gh_n, h0, w_hh, y, self.relu)
+        return _input_projection_grads(self, x, w_ih, gxw, (gh0,), gw_hh, 2 if self.has_bias else 0)
 
 
 class GRUSeq(Function):
@@ -100,6 +121,22 @@ def _check_rnn(name, x, h0, w_ih, w_hh, n_gates):
                          f"got w_ih {tuple(w_ih.shape)} and w_hh {tuple(w_hh.shape)}")
     if tuple(h0.shape) != (x.shape[1], H):
         raise ValueError(f"{name}: h0 must be [B, H] = [{x.shape[1]}, {H}], got {tuple(h0.shape)}")
+
+
+def rnn_seq(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity: str = "tanh"):
+    """One Elman RNN layer, one direction, with the fused kernel (PyTorch's nn.RNN:
+    h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act 'tanh' or 'relu').
+
+    x [T, B, I] (time-major); h0 [B, H]; w_ih [H, I]; w_hh [H, H]; b_ih, b_hh [H] or None
+    -> (y [T, B, H], h_n [B, H]).
+    """
+    _check_rnn("rnn_seq", x, h0, w_ih, w_hh, 1)
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_seq: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("rnn_seq: pass both b_ih and b_hh, or neither")
+    biases = () if b_ih is None else (b_ih, b_hh)
+    return RNNSeq.apply(x, h0, w_ih, w_hh, *biases, relu=nonlinearity == "relu")
 
 
 def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):

@@ -1,4 +1,4 @@
-"""LSTM and GRU whole-sequence kernels (Numba), twins of reference/rnn.py.
+"""RNN (tanh, relu), LSTM and GRU whole-sequence kernels (Numba), twins of reference/rnn.py.
 
 The time loop stays in Python around two calls per step: the recurrent GEMM through NumPy's BLAS
 (`np.dot(..., out=)`) and one compiled kernel that fuses every gate nonlinearity and state update
@@ -186,3 +186,61 @@ def _gru_step_bwd(gy, gates, h_prev, carry, rec, gxw, ghw):
             gh[2 * H + j] = gn[j] * r[j]
         for j in range(H):
             ca[j] *= z[j]
+
+
+def rnn_seq_fwd(xw, h0, w_hh, relu):
+    """xw [T, B, H] (both biases included); h0 [B, H]; w_hh [H, H]; relu: bool -> y [T, B, H].
+    Each step writes h_{t-1} @ W_hh^T into y[t] and then adds xw[t] and the activation in place."""
+    T, B, H = xw.shape
+    dt = xw.dtype
+    xw = np.ascontiguousarray(xw)
+    y = np.empty((T, B, H), dt)
+    w_t = np.ascontiguousarray(w_hh.T, dtype=dt)
+    h_prev = np.ascontiguousarray(h0, dtype=dt)
+    for t in range(T):
+        np.dot(h_prev, w_t, out=y[t])
+        _rnn_step_fwd(xw[t], y[t], relu)
+        h_prev = y[t]
+    return y
+
+
+@njit()
+def _rnn_step_fwd(xw, h, relu):
+    B, H = h.shape
+    for b in range(B):
+        x_, h_ = xw[b], h[b]
+        if relu:
+            for j in range(H):
+                v = x_[j] + h_[j]
+                h_[j] = 0 if v <= 0 else v                       # a nan stays a nan, as torch.relu
+        else:
+            for j in range(H):
+                h_[j] = fast_tanh(x_[j] + h_[j])
+
+
+def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
+    """gy [T, B, H]; gh_n [B, H]; h0 [B, H]; w_hh [H, H]; y from forward; relu: bool
+    -> gxw [T, B, H], gh0 [B, H], gw_hh [H, H]."""
+    T, B, H = y.shape
+    dt = y.dtype
+    gy = np.ascontiguousarray(gy, dtype=dt)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dt)
+    gxw = np.empty((T, B, H), dt)
+    dh = np.array(gh_n, dtype=dt, order="C")        # gradient reaching h_t from step t+1
+    for t in range(T - 1, -1, -1):
+        _rnn_step_bwd(gy[t], y[t], dh, gxw[t], relu)
+        np.dot(gxw[t], w_hh, out=dh)
+    return gxw, dh, _weight_grad(gxw, h0.astype(dt, copy=False), y)
+
+
+@njit()
+def _rnn_step_bwd(gy, y, dh, gxw, relu):
+    B, H = y.shape
+    for b in range(B):
+        gy_, y_, dh_, g_ = gy[b], y[b], dh[b], gxw[b]
+        if relu:
+            for j in range(H):
+                g_[j] = 0 if y_[j] <= 0 else dh_[j] + gy_[j]     # torch's threshold_backward
+        else:
+            for j in range(H):
+                g_[j] = (dh_[j] + gy_[j]) * (1 - y_[j] * y_[j])

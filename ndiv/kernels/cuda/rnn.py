@@ -1,4 +1,4 @@
-"""LSTM and GRU whole-sequence kernels on the GPU (CuPy), twins of reference/rnn.py and cpu/rnn.py.
+"""RNN (tanh, relu), LSTM and GRU whole-sequence kernels on the GPU (CuPy), twins of reference/rnn.py and cpu/rnn.py.
 
 As on the CPU, the caller did the input projection of every step in one GEMM. Each step here is
 two launches: the recurrent GEMM through cuBLAS (`cupy.matmul(..., out=)`) and one RawKernel, a
@@ -85,6 +85,22 @@ extern "C" __global__ void gru_step_bwd(const T* gy, const T* gates, const T* h_
         gxw[x0] = st(gr); gxw[x0 + H] = st(gz); gxw[x0 + 2 * H] = st(gn);
         ghw[x0] = st(gr); ghw[x0 + H] = st(gz); ghw[x0 + 2 * H] = st(gn * r);
         carry[k] = st(dh * z);
+    }
+}
+
+// h [n] holds h_{t-1} W_hh^T on entry and h_t on exit: h = act(xw + h), act relu or tanh
+extern "C" __global__ void rnn_step_fwd(const T* xw, T* h, int n, int relu) {
+    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += gridDim.x * blockDim.x) {
+        A v = ld(xw[k]) + ld(h[k]);
+        h[k] = st(relu ? (v <= (A)0 ? (A)0 : v) : TANH(v));    // a nan stays a nan, as torch.relu
+    }
+}
+
+// gxw = (dh + gy) * act'(y): relu' as torch's threshold_backward on the output, tanh' = 1 - y^2
+extern "C" __global__ void rnn_step_bwd(const T* gy, const T* y, const T* dh, T* gxw, int n, int relu) {
+    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += gridDim.x * blockDim.x) {
+        A d = ld(dh[k]) + ld(gy[k]), yv = ld(y[k]);
+        gxw[k] = st(relu ? (yv <= (A)0 ? (A)0 : d) : d * ((A)1 - yv * yv));
     }
 }
 """
@@ -183,3 +199,38 @@ def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
         launch(step, B * H, (gy[t], gates[t], y[t - 1] if t > 0 else h0, carry, rec, gxw[t], ghw[t], i32(B), i32(H)))
         cp.matmul(ghw[t], w_hh, out=rec)
     return gxw, carry + rec, _weight_grad(ghw, h0, y), ghw.sum(axis=(0, 1))
+
+
+def rnn_seq_fwd(xw, h0, w_hh, relu):
+    """xw [T, B, H] (both biases included); h0 [B, H]; w_hh [H, H]; relu: bool -> y [T, B, H]."""
+    cp = get_cupy()
+    T, B, H = xw.shape
+    dt = xw.dtype
+    xw = cp.ascontiguousarray(xw)
+    y = cp.empty((T, B, H), dt)
+    w_t = cp.ascontiguousarray(w_hh.T, dtype=dt)
+    h_prev = cp.ascontiguousarray(h0, dtype=dt)
+    step = function(SOURCE, "rnn_step_fwd", dt)
+    for t in range(T):
+        cp.matmul(h_prev, w_t, out=y[t])
+        launch(step, B * H, (xw[t], y[t], i32(B * H), i32(bool(relu))))
+        h_prev = y[t]
+    return y
+
+
+def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
+    """gy [T, B, H]; gh_n [B, H]; h0 [B, H]; w_hh [H, H]; y from forward; relu: bool
+    -> gxw [T, B, H], gh0 [B, H], gw_hh [H, H]."""
+    cp = get_cupy()
+    T, B, H = y.shape
+    dt = y.dtype
+    gy = cp.ascontiguousarray(gy, dtype=dt)
+    w_hh = cp.ascontiguousarray(w_hh, dtype=dt)
+    y = cp.ascontiguousarray(y)
+    gxw = cp.empty((T, B, H), dt)
+    dh = cp.array(gh_n, dtype=dt, order="C")
+    step = function(SOURCE, "rnn_step_bwd", dt)
+    for t in range(T - 1, -1, -1):
+        launch(step, B * H, (gy[t], y[t], dh, gxw[t], i32(B * H), i32(bool(relu))))
+        cp.matmul(gxw[t], w_hh, out=dh)
+    return gxw, dh, _weight_grad(gxw, cp.asarray(h0, dtype=dt), y)

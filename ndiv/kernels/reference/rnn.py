@@ -109,3 +109,33 @@ def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
     h_prev = np.concatenate([h0[None], y], axis=0)[:T]
     gw_hh = ghw.reshape(T * B, 3 * H).T @ h_prev.reshape(T * B, H)
     return gxw, dh, gw_hh, ghw.sum(axis=(0, 1))
+
+
+def rnn_seq_fwd(xw, h0, w_hh, relu):
+    """xw [T, B, H] (= x @ W_ih^T + b_ih + b_hh); h0 [B, H]; w_hh [H, H]; relu: bool
+    -> y [T, B, H] with h_t = act(xw_t + h_{t-1} @ W_hh^T), act tanh or relu (PyTorch's nn.RNN)."""
+    T, B, H = xw.shape
+    y = np.empty((T, B, H), xw.dtype)
+    h_prev = h0
+    for t in range(T):
+        pre = xw[t] + h_prev @ w_hh.T
+        y[t] = np.maximum(pre, 0) if relu else np.tanh(pre)       # maximum keeps a nan, as torch.relu
+        h_prev = y[t]
+    return y
+
+
+def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
+    """Backprop through time for rnn_seq_fwd. gy [T, B, H]; gh_n [B, H]; h0, w_hh, relu as in
+    forward; y from forward -> gxw [T, B, H] (gradient of xw, also of each bias), gh0 [B, H],
+    gw_hh [H, H]. relu' is torch's threshold_backward on the output: 0 where y <= 0, else 1
+    (a nan output passes the gradient on); tanh' = 1 - y^2."""
+    T, B, H = y.shape
+    gxw = np.empty((T, B, H), y.dtype)
+    dh = gh_n.copy()
+    for t in range(T - 1, -1, -1):
+        dh = dh + gy[t]
+        gxw[t] = np.where(y[t] <= 0, 0, dh) if relu else dh * (1 - y[t] * y[t])
+        dh = gxw[t] @ w_hh
+    h_prev = np.concatenate([h0[None], y], axis=0)[:T]
+    gw_hh = gxw.reshape(T * B, H).T @ h_prev.reshape(T * B, H)
+    return gxw, dh, gw_hh
