@@ -31,7 +31,7 @@ else
         -b "^models\.(?!\w+M4\.)\w+\.\w+\('MLP', "
         -b "^models\.(?!\w+M4\.)\w+\.\w+\('(?!(VanillaTransformer|Informer|Autoformer|FEDformer|TFT|DeepAR)')\w+', 'ndiv'\)"
         -b "^models\.\w+M4\.\w+\('MLP', 'ndiv'\)"
-        -b "^kernels\.(LSTM|GRU)\.time_fwd_bwd\('ndiv', 1, 24, 1\)"
+        -b "^kernels\.(LSTM|GRU|RNN)\.time_fwd_bwd\('ndiv', 1, 24, 1\)"
         -b "^kernels\.Conv1d\.time_fwd_bwd\('ndiv', 96, 1\)"
         -b "^kernels\.Attention\.time_fwd_bwd\('ndiv', 42, 16, (False|True)\)"
         -b "^kernels\.Rows\..*\('ndiv'"

@@ -103,6 +103,8 @@ class LSTM(_Case):
         h0 = torch.zeros(layers, x.shape[1], 128)
         if self.n_gates == 4:
             return torch._VF.lstm(x, (h0, h0), ws, True, layers, 0.0, True, False, False)[0]
+        if self.n_gates == 1:
+            return torch._VF.rnn_tanh(x, h0, ws, True, layers, 0.0, True, False, False)[0]
         return torch._VF.gru(x, h0, ws, True, layers, 0.0, True, False, False)[0]
 
 
@@ -116,6 +118,19 @@ class GRU(LSTM):
     def composed_fn(self, x, *w_and_shape):
         from tests.kernels.composed import gru_seq
         return self._stack(gru_seq, x, *w_and_shape)
+
+
+class RNN(LSTM):
+    """Elman RNN, tanh (NF's RNN); the same grid as LSTM."""
+    n_gates = 1
+
+    def fused_fn(self, x, *w_and_shape):
+        from ndiv.autograd.ops.fused import rnn_seq
+        return self._stack(rnn_seq, x, *w_and_shape)
+
+    def composed_fn(self, x, *w_and_shape):
+        from tests.kernels.composed import rnn_seq
+        return self._stack(rnn_seq, x, *w_and_shape)
 
 
 class Conv1d(_Case):
