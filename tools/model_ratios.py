@@ -1,0 +1,90 @@
+"""Peak memory of a fit, predict() of one series and batch-1 latency: ndiv against NeuralForecast.
+
+    python tools/model_ratios.py TiDE BiTCN DeepNPTS NBEATSx --steps 20
+
+For each model and library, a fresh Python process (one thread) builds the model of the asv
+models suite's CASES (AirPassengers, h=12, input_size=24, NF's defaults otherwise), fits it for
+--steps steps and reports: the process's peak RSS after the fit (what asv's peakmem_fit
+measures: imports, data and the fit together), the median of 5 predict() calls of the fitted
+model (one series), and the median batch-1 forward latency at input_size=500 in eval mode
+without a graph (asv's ModelLatency). Prints a markdown table with the ratios NF / ndiv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, logging, resource, statistics, sys, time, warnings
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, ROOT + "/asv_benchmarks")
+from benchmarks import models as M
+
+model, backend, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if backend == "torch":
+    import torch
+    torch.set_num_threads(1)
+case = M._ModelCase()
+case.setup(model, backend)
+fc = case.make(steps)
+t0 = time.perf_counter()
+fc.fit(case.df)
+fit_s = time.perf_counter() - t0
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+fc.predict()
+times = []
+for _ in range(5):
+    t0 = time.perf_counter()
+    fc.predict()
+    times.append(time.perf_counter() - t0)
+lat = M.ModelLatency()
+lat.setup(model, backend)
+lt = []
+for _ in range(20):
+    t0 = time.perf_counter()
+    lat.time_forward_batch1(model, backend)
+    lt.append(time.perf_counter() - t0)
+print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=1e3 * statistics.median(times),
+                      latency_ms=1e3 * statistics.median(lt))))
+""".replace("ROOT", repr(ROOT))
+
+
+def run(model, backend, steps):
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PL_DISABLE_FORK="1")
+    out = subprocess.run([sys.executable, "-c", CHILD, model, backend, str(steps)], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        return dict(error=out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="+")
+    p.add_argument("--steps", type=int, default=20)
+    args = p.parse_args()
+    print(f"AirPassengers, {args.steps} steps, one thread, a fresh process per model and library\n")
+    print("| model | peak RSS MB ndiv | peak RSS MB NF | NF / ndiv | predict ms ndiv | predict ms NF | NF / ndiv "
+          "| latency ms ndiv | latency ms torch | torch / ndiv |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models:
+        nd, nf = run(name, "ndiv", args.steps), run(name, "torch", args.steps)
+        if "error" in nd or "error" in nf:
+            print(f"| {name} | {nd.get('error', '')} {nf.get('error', '')} |", flush=True)
+            continue
+        print(f"| {name} | {nd['peak_mb']:.0f} | {nf['peak_mb']:.0f} | {nf['peak_mb'] / nd['peak_mb']:.2f} | "
+              f"{nd['predict_ms']:.2f} | {nf['predict_ms']:.2f} | {nf['predict_ms'] / nd['predict_ms']:.1f} | "
+              f"{nd['latency_ms']:.3f} | {nf['latency_ms']:.3f} | {nf['latency_ms'] / nd['latency_ms']:.2f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
