@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable, Iterator, Mapping
 
+from ndiv.nn.activation import ReLU
+from ndiv.nn.linear import Linear
 from ndiv.nn.module import Module
 
 
@@ -20,7 +22,10 @@ class Identity(Module):
 class Sequential(Module):
     """Modules applied in order: Sequential(Linear(3, 4), ReLU()) or Sequential(OrderedDict(...)).
 
-    Submodules are named "0", "1", ... (or by the OrderedDict keys), as in torch.
+    Submodules are named "0", "1", ... (or by the OrderedDict keys), as in torch. A Linear with a
+    bias followed by a ReLU (neither with hooks) runs as one fused node (fused.linear_act: the
+    bias and the activation in one pass over the GEMM's output, the mask and the bias gradient in
+    one pass backward); the result is the two modules' result.
     """
 
     def __init__(self, *args):
@@ -33,8 +38,17 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and type(m) is Linear and type(mods[i + 1]) is ReLU and _fusable(m, mods[i + 1], x):
+                from ndiv.autograd.ops.fused import linear_act
+                x = linear_act(x, m.weight, m.bias)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __len__(self) -> int:
@@ -66,6 +80,13 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         self.add_module(str(len(self)), module)
         return self
+
+
+def _fusable(linear, relu, x) -> bool:
+    """Linear -> ReLU may run fused: a bias, no hooks on either, a float input of the weight's dtype."""
+    w = linear.weight
+    return (linear.bias is not None and not linear._has_hooks and not relu._has_hooks and linear.in_features > 0
+            and getattr(x, "dtype", None) == w.dtype and x.dtype.kind == "f")
 
 
 class ModuleList(Module):

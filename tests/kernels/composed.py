@@ -22,6 +22,12 @@ def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     return ndiv.stack(ys, 0), h, c
 
 
+def linear_act(x, weight, bias, activation="relu"):
+    """act(x @ weight^T + bias) from F.linear and relu."""
+    y = ndiv.nn.functional.linear(x, weight, bias)
+    return y.relu() if activation == "relu" else y
+
+
 def rnn_seq(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """x [T, B, I] -> (y [T, B, H], h_n), PyTorch's Elman RNN (tanh or relu)."""
     h, ys = h0, []

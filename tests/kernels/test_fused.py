@@ -68,6 +68,12 @@ def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
 CASES = {
     "lstm": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt), {}, _torch_lstm),
     "lstm_nobias_T1": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt, Tn=1, bias=False), {}, None),
+    "linear_relu": (fused.linear_act, composed.linear_act,
+                    lambda r, dt: [T(r, 2, 3, 4, dtype=dt), T(r, 5, 4, dtype=dt), T(r, 5, dtype=dt)], {},
+                    lambda t, x, w, b: t.relu(t.nn.functional.linear(x, w, b))),
+    "linear_identity": (fused.linear_act, composed.linear_act,
+                        lambda r, dt: [T(r, 6, 4, dtype=dt), T(r, 3, 4, dtype=dt), T(r, 3, dtype=dt)],
+                        dict(activation="identity"), lambda t, x, w, b: t.nn.functional.linear(x, w, b)),
     "rnn_tanh": (fused.rnn_seq, composed.rnn_seq, lambda r, dt: rnn_inputs(r, dt), {}, _torch_rnn("rnn_tanh")),
     "rnn_relu": (fused.rnn_seq, composed.rnn_seq, lambda r, dt: rnn_inputs(r, dt), dict(nonlinearity="relu"),
                  _torch_rnn("rnn_relu")),
@@ -169,11 +175,11 @@ def test_matches_torch_float32(name):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
+@pytest.mark.parametrize("name", ["linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
                                   "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
-    kernel = {"rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
+    kernel = {"linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
     calls = []
     for direction in ("fwd", "bwd"):
         real = getattr(cpu, f"{kernel}_{direction}")
@@ -205,6 +211,8 @@ def test_attention_memory_is_linear_in_length():
     (lambda: fused.lstm_seq(ndiv.zeros(4, 2, 3), ndiv.zeros(2, 5), ndiv.zeros(2, 5), ndiv.zeros(20, 2), ndiv.zeros(20, 5)),
      r"w_ih \[4H, 3\]"),
     (lambda: fused.gru_seq(ndiv.zeros(2, 3), ndiv.zeros(3, 4), ndiv.zeros(12, 3), ndiv.zeros(12, 4)), r"\[T, B, I\]"),
+    (lambda: fused.linear_act(ndiv.zeros(2, 3), ndiv.zeros(4, 3), ndiv.zeros(4), "gelu"), "'relu' or 'identity'"),
+    (lambda: fused.linear_act(ndiv.zeros(2, 3), ndiv.zeros(4, 3), ndiv.zeros(3)), r"bias \(3,\) must be \[out_features\]"),
     (lambda: fused.rnn_seq(ndiv.zeros(2, 3, 4), ndiv.zeros(3, 5), ndiv.zeros(5, 4), ndiv.zeros(5, 5), nonlinearity="gelu"),
      "'tanh' or 'relu'"),
     (lambda: fused.rnn_seq(ndiv.zeros(2, 3, 4), ndiv.zeros(3, 5), ndiv.zeros(5, 4), ndiv.zeros(5, 5), ndiv.zeros(5)),
@@ -319,3 +327,32 @@ def test_functional_sdpa_routes_agree_on_nonfinite(name, monkeypatch):
         got = outputs_and_grads(case, F.scaled_dot_product_attention, make(np.random.default_rng(4), "float64"), kwargs)
         want = outputs_and_grads(case, F._sdpa_composed, make(np.random.default_rng(4), "float64"), kwargs)
     _assert_same(got[0] + got[1], want[0] + want[1], name, rtol=1e-9, atol=1e-10)
+
+
+def test_sequential_runs_linear_relu_fused_with_the_modules_results(monkeypatch):
+    """Sequential(Linear, ReLU, Linear): the first pair runs as one fused node, with the outputs
+    and gradients of the modules called one by one; a hook on the ReLU turns the fusion off."""
+    ndiv.manual_seed(0)
+    net = ndiv.nn.Sequential(ndiv.nn.Linear(4, 6), ndiv.nn.ReLU(), ndiv.nn.Linear(6, 2)).double()
+    x = ndiv.tensor(np.random.default_rng(0).standard_normal((5, 3, 4)), requires_grad=True)
+    calls = []
+    real = cpu.linear_act_fwd
+    monkeypatch.setattr(cpu, "linear_act_fwd", lambda *a: calls.append(1) or real(*a))
+    got = net(x)
+    got.sum().backward()
+    got_grads = [x.grad] + [p.grad.copy() for p in net.parameters()]
+    assert calls == [1]
+    x.grad = None
+    for p in net.parameters():
+        p.grad = None
+    want = x
+    for m in net:
+        want = m(want)
+    want.sum().backward()
+    np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
+    for g, w in zip(got_grads, [x.grad] + [p.grad for p in net.parameters()]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    seen = []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    net(x)
+    assert calls == [1] and seen == [(5, 3, 6)]

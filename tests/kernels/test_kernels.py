@@ -53,6 +53,28 @@ def rnn_case(rng, dt, T, B, H, relu, poke=None):
     return "rnn_seq", (xw, h0, w, relu), bwd_args
 
 
+def linear_act_case(rng, dt, N, D, activation, poke=None):
+    """poke: (array 'y0', 'b' or 'gy', index, value) written before the kernels run."""
+    y0, b = rng.standard_normal((N, D)).astype(dt), rng.standard_normal(D).astype(dt)
+    gy = rng.standard_normal((N, D)).astype(dt)
+    if poke:
+        dict(y0=y0, b=b, gy=gy)[poke[0]][poke[1]] = poke[2]
+
+    def bwd_args(y):
+        return (gy, y, activation)
+    # the cpu kernel writes into y0: each twin gets its own copy
+    return "linear_act", _FreshCopies(y0, b, activation), bwd_args
+
+
+class _FreshCopies(tuple):
+    """Forward arguments whose arrays are copied at each unpacking (kernels that work in place)."""
+    def __new__(cls, *args):
+        return super().__new__(cls, args)
+
+    def __iter__(self):
+        return (a.copy() if isinstance(a, np.ndarray) else a for a in tuple.__iter__(self))
+
+
 def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d):
     x = rng.standard_normal((B, Cin, L)).astype(dt)
     w = rng.standard_normal((Cout, Cin, K)).astype(dt)
@@ -169,6 +191,11 @@ NONFINITE_CASES = {
     "rnn_tanh_inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((2, 1, 0), INF)),
     "rnn_relu_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((1, 1, 1), NAN)),
     "rnn_relu_-inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 0, 2), -INF)),
+    "linear_relu_nan_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (1, 2), NAN)),
+    "linear_relu_-inf_b": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("b", 3, -INF)),
+    "linear_relu_+inf_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (0, 0), INF)),
+    "linear_relu_nan_gy": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("gy", (2, 1), NAN)),
+    "linear_identity_inf_gy": lambda r, dt: linear_act_case(r, dt, 4, 5, "identity", ("gy", (2, 1), INF)),
     "rnn_relu_+inf_last": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 1, 0), INF)),
 }
 for _w in ("q", "k", "v", "gout"):
@@ -186,6 +213,10 @@ CASES = {
     "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
     "lstm_T0": lambda r, dt: lstm_case(r, dt, 0, 2, 3),
     "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
+    "linear_relu": lambda r, dt: linear_act_case(r, dt, 7, 9, "relu"),
+    "linear_identity": lambda r, dt: linear_act_case(r, dt, 3, 5, "identity"),
+    "linear_relu_N0": lambda r, dt: linear_act_case(r, dt, 0, 4, "relu"),
+    "linear_relu_D1": lambda r, dt: linear_act_case(r, dt, 5, 1, "relu"),
     "rnn_tanh": lambda r, dt: rnn_case(r, dt, 5, 3, 4, False),
     "rnn_relu": lambda r, dt: rnn_case(r, dt, 5, 3, 4, True),
     "rnn_T1_B1": lambda r, dt: rnn_case(r, dt, 1, 1, 1, False),
@@ -287,6 +318,12 @@ def torch_twin(t, name, fwd_args, bwd_args):
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
         y.backward(gy)
         return [y], [x.grad]
+    if name == "linear_act":
+        y0, b = (T(a) for a in fwd_args[:2])
+        y = y0 + b
+        y = t.relu(y) if fwd_args[2] == "relu" else y
+        y.backward(gy)
+        return [y], [y0.grad, b.grad]
     if name == "rnn_seq":
         xw, h0, w = (T(a) for a in fwd_args[:3])
         act = t.relu if fwd_args[3] else t.tanh

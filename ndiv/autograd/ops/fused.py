@@ -20,12 +20,47 @@ from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
-__all__ = ["rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
+__all__ = ["linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
            "layer_norm", "gelu"]
 
 
 def _xp(x):
     return array_module(x)
+
+
+# -- Linear + bias + activation -----------------------------------------------------------------
+class LinearAct(Function):
+    """act(x @ w^T + b): the GEMM in BLAS, then one kernel pass for the bias and the activation;
+    backward: one pass for the activation's mask and the bias gradient, then the two GEMMs.
+    x [..., in]; w [out, in]; b [out] -> y [..., out]; activation 'relu' or 'identity'."""
+
+    def forward(self, x, w, b, activation="relu"):
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = kernels_for(x).linear_act_fwd(x2 @ w.T, b, activation)
+        self.save_for_backward(x2, w, y if activation == "relu" else None)
+        self.x_shape, self.activation = x.shape, activation
+        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
+
+    def backward(self, gy):
+        x2, w, y = self.saved
+        g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
+        g, gb = kernels_for(gy).linear_act_bwd(g2, g2 if y is None else y, self.activation)
+        need = self.needs_input_grad
+        gx = (g @ w).reshape(self.x_shape) if need[0] else None
+        return gx, (g.T @ x2 if need[1] else None), (gb if need[2] else None)
+
+
+def linear_act(x, weight, bias, activation: str = "relu"):
+    """activation(x @ weight^T + bias) as one node (ndiv's fusion of nn.Linear and nn.ReLU).
+
+    x [..., in]; weight [out, in]; bias [out]; activation 'relu' or 'identity' -> [..., out].
+    """
+    if activation not in ("relu", "identity"):
+        raise ValueError(f"linear_act: activation must be 'relu' or 'identity', got {activation!r}")
+    if x.shape[-1:] != weight.shape[-1:] or tuple(bias.shape) != weight.shape[:1]:
+        raise ValueError(f"linear_act: x {tuple(x.shape)} must end in in_features={weight.shape[-1]} and bias "
+                         f"{tuple(bias.shape)} must be [out_features] = [{weight.shape[0]}]")
+    return LinearAct.apply(x, weight, bias, activation=activation)
 
 
 # -- recurrent layers ------------------------------------------------------------------------
