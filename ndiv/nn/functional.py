@@ -307,17 +307,16 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
         n = x.size // C
         if n <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
+        if x.dtype.kind == "f" and all(p is None or p.dtype == x.dtype for p in (weight, bias)):
+            from ndiv.autograd.ops import fused
+            y, mean, invstd = fused.batch_norm_train(x, weight, bias, eps)
+            _update_running(running_mean, running_var, momentum, mean, (invstd ** -2.0 - eps) * (n / (n - 1)))
+            return y
         mean = x.mean(axis=axes, keepdims=True)
         xc = x - mean
         var = (xc * xc).mean(axis=axes, keepdims=True)
         y = xc * (var + eps).pow(-0.5)
-        if running_mean is not None or running_var is not None:
-            m = 0.0 if momentum is None else momentum
-            for run, stat in ((running_mean, mean.data), (running_var, var.data * (n / (n - 1)))):
-                if run is not None:
-                    arr = run.data if isinstance(run, Tensor) else run
-                    arr *= 1.0 - m
-                    arr += m * stat.reshape(C).astype(arr.dtype)
+        _update_running(running_mean, running_var, momentum, mean.data.reshape(C), var.data.reshape(C) * (n / (n - 1)))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
@@ -330,6 +329,16 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def _update_running(running_mean, running_var, momentum, mean, unbiased_var):
+    """r = (1 - momentum) r + momentum s in place, for the running stats that are not None."""
+    m = 0.0 if momentum is None else momentum
+    for run, stat in ((running_mean, mean), (running_var, unbiased_var)):
+        if run is not None:
+            arr = run.data if isinstance(run, Tensor) else run
+            arr *= 1.0 - m
+            arr += m * stat.astype(arr.dtype)
 
 
 def group_norm(x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:

@@ -22,6 +22,17 @@ def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     return ndiv.stack(ys, 0), h, c
 
 
+def batch_norm_train(x, weight=None, bias=None, eps=1e-5):
+    """Training-mode batch norm from Tensor ops (biased batch variance per channel)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    xc = x - x.mean(axis=axes, keepdims=True)
+    y = xc * ((xc * xc).mean(axis=axes, keepdims=True) + eps).pow(-0.5)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    return y + bias.reshape(shape) if bias is not None else y
+
+
 def linear_act(x, weight, bias, activation="relu"):
     """act(x @ weight^T + bias) from F.linear and relu."""
     y = ndiv.nn.functional.linear(x, weight, bias)

@@ -68,6 +68,12 @@ def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
 CASES = {
     "lstm": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt), {}, _torch_lstm),
     "lstm_nobias_T1": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt, Tn=1, bias=False), {}, None),
+    "batch_norm": (lambda *a, **k: fused.batch_norm_train(*a, **k)[0], composed.batch_norm_train,
+                   lambda r, dt: [T(r, 4, 3, 5, dtype=dt), T(r, 3, dtype=dt), T(r, 3, dtype=dt)], {},
+                   lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b, training=True)),
+    "batch_norm_2d_noaffine": (lambda *a, **k: fused.batch_norm_train(*a, **k)[0], composed.batch_norm_train,
+                               lambda r, dt: [T(r, 6, 4, dtype=dt)], dict(eps=1e-3),
+                               lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True, eps=1e-3)),
     "linear_relu": (fused.linear_act, composed.linear_act,
                     lambda r, dt: [T(r, 2, 3, 4, dtype=dt), T(r, 5, 4, dtype=dt), T(r, 5, dtype=dt)], {},
                     lambda t, x, w, b: t.relu(t.nn.functional.linear(x, w, b))),
@@ -175,11 +181,11 @@ def test_matches_torch_float32(name):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
+@pytest.mark.parametrize("name", ["batch_norm", "linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
                                   "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
-    kernel = {"linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
+    kernel = {"batch_norm": "batch_norm", "linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
     calls = []
     for direction in ("fwd", "bwd"):
         real = getattr(cpu, f"{kernel}_{direction}")

@@ -53,6 +53,20 @@ def rnn_case(rng, dt, T, B, H, relu, poke=None):
     return "rnn_seq", (xw, h0, w, relu), bwd_args
 
 
+def batch_norm_case(rng, dt, B, C, S, poke=None, scale=1.0):
+    """poke: (array 'x' or 'gy', index, value) written before the kernels run."""
+    x = (scale * rng.standard_normal((B, C, S)) + 3.0).astype(dt)
+    w, b = rng.standard_normal(C).astype(dt), rng.standard_normal(C).astype(dt)
+    gy = rng.standard_normal((B, C, S)).astype(dt)
+    if poke:
+        dict(x=x, gy=gy)[poke[0]][poke[1]] = poke[2]
+
+    def bwd_args(fwd_out):
+        _, mean, invstd = fwd_out
+        return (gy, x, mean, invstd, w)
+    return "batch_norm", (x, w, b, 1e-5), bwd_args
+
+
 def linear_act_case(rng, dt, N, D, activation, poke=None):
     """poke: (array 'y0', 'b' or 'gy', index, value) written before the kernels run."""
     y0, b = rng.standard_normal((N, D)).astype(dt), rng.standard_normal(D).astype(dt)
@@ -191,6 +205,9 @@ NONFINITE_CASES = {
     "rnn_tanh_inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((2, 1, 0), INF)),
     "rnn_relu_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((1, 1, 1), NAN)),
     "rnn_relu_-inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 0, 2), -INF)),
+    "batch_norm_nan_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (1, 0, 2), NAN)),
+    "batch_norm_inf_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (2, 1, 0), INF)),
+    "batch_norm_nan_gy": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("gy", (0, 1, 3), NAN)),
     "linear_relu_nan_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (1, 2), NAN)),
     "linear_relu_-inf_b": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("b", 3, -INF)),
     "linear_relu_+inf_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (0, 0), INF)),
@@ -213,6 +230,10 @@ CASES = {
     "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
     "lstm_T0": lambda r, dt: lstm_case(r, dt, 0, 2, 3),
     "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
+    "batch_norm": lambda r, dt: batch_norm_case(r, dt, 5, 3, 4),
+    "batch_norm_S1": lambda r, dt: batch_norm_case(r, dt, 7, 6, 1),
+    "batch_norm_B1_C1": lambda r, dt: batch_norm_case(r, dt, 1, 1, 3),
+    "batch_norm_tiny_var": lambda r, dt: batch_norm_case(r, dt, 4, 2, 3, scale=1e-4),
     "linear_relu": lambda r, dt: linear_act_case(r, dt, 7, 9, "relu"),
     "linear_identity": lambda r, dt: linear_act_case(r, dt, 3, 5, "identity"),
     "linear_relu_N0": lambda r, dt: linear_act_case(r, dt, 0, 4, "relu"),
@@ -260,13 +281,18 @@ CASES = {
 }
 
 
+# outputs that are float64 whatever the input dtype: batch norm's statistics (mean, invstd)
+FLOAT64_OUTPUTS = {("batch_norm_fwd", 1), ("batch_norm_fwd", 2)}
+
+
 def assert_close_tree(got, want, dt, what):
     got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
     assert len(got) == len(want), what
     for i, (g, w) in enumerate(zip(got, want)):
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, f"{what}[{i}]: shape {g.shape} != {w.shape}"
-        assert g.dtype == np.dtype(dt), f"{what}[{i}]: dtype {g.dtype}, expected {dt}"
+        expected = "float64" if (what, i) in FLOAT64_OUTPUTS else dt
+        assert g.dtype == np.dtype(expected), f"{what}[{i}]: dtype {g.dtype}, expected {expected}"
         np.testing.assert_allclose(g, w, **TOL[dt], equal_nan=True, err_msg=f"{what}[{i}]")
 
 
@@ -318,6 +344,11 @@ def torch_twin(t, name, fwd_args, bwd_args):
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
         y.backward(gy)
         return [y], [x.grad]
+    if name == "batch_norm":
+        x, w, b = (T(a) for a in fwd_args[:3])
+        y = t.nn.functional.batch_norm(x, None, None, w, b, training=True, eps=fwd_args[3])
+        y.backward(gy)
+        return [y], [x.grad, w.grad, b.grad]
     if name == "linear_act":
         y0, b = (T(a) for a in fwd_args[:2])
         y = y0 + b

@@ -103,6 +103,8 @@ OPS = {
         attn_mask=np.tril(np.ones((70, 70), bool))), "flash_attn"),
     "conv1d_dilated_causal": (lambda r: F.conv1d(F.pad(on_gpu(r, 2, 3, 9), (4, 0)), on_gpu(r, 5, 3, 2),
                                                  on_gpu(r, 5), dilation=4), "conv1d_dilated"),
+    "batch_norm": (lambda r: F.batch_norm(on_gpu(r, 4, 3, 5), None, None, on_gpu(r, 3), on_gpu(r, 3), training=True),
+                   "batch_norm"),
     "linear_relu": (lambda r: ndiv.nn.Sequential(ndiv.nn.Linear(4, 5), ndiv.nn.ReLU()).double().to("cuda")(
         on_gpu(r, 3, 4)), "linear_act"),
     "conv2d": (lambda r: F.conv2d(on_gpu(r, 2, 3, 4, 5), on_gpu(r, 4, 3, 3, 3), on_gpu(r, 4), padding=1), "conv2d"),

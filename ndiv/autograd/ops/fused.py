@@ -20,7 +20,7 @@ from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
-__all__ = ["linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
+__all__ = ["batch_norm_train", "linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
            "layer_norm", "gelu"]
 
 
@@ -61,6 +61,41 @@ def linear_act(x, weight, bias, activation: str = "relu"):
         raise ValueError(f"linear_act: x {tuple(x.shape)} must end in in_features={weight.shape[-1]} and bias "
                          f"{tuple(bias.shape)} must be [out_features] = [{weight.shape[0]}]")
     return LinearAct.apply(x, weight, bias, activation=activation)
+
+
+# -- batch normalisation (training mode) ---------------------------------------------------------
+class BatchNormTrain(Function):
+    """x [B, C, *S] normalised per channel with its batch statistics, then * weight + bias.
+    Inputs: x, then weight [C] if has_weight, then bias [C] if has_bias. The batch mean and
+    1 / sqrt(var + eps) (float64 [C]) are left in `stats` for the running-statistics update."""
+
+    def forward(self, x, *params, has_weight, has_bias, eps, stats):
+        xp = _xp(x)
+        B, C = x.shape[:2]
+        x3 = x.reshape(B, C, -1)
+        w = params[0] if has_weight else xp.ones(C, x.dtype)
+        b = params[-1] if has_bias else xp.zeros(C, x.dtype)
+        y, mean, invstd = kernels_for(x).batch_norm_fwd(x3, w, b, eps)
+        stats["mean"], stats["invstd"] = mean, invstd
+        self.save_for_backward(x3, mean, invstd, w)
+        self.x_shape, self.has = x.shape, (has_weight, has_bias)
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        x3, mean, invstd, w = self.saved
+        gx, gw, gb = kernels_for(gy).batch_norm_bwd(gy.reshape(x3.shape), x3, mean, invstd, w)
+        return (gx.reshape(self.x_shape),) + ((gw,) if self.has[0] else ()) + ((gb,) if self.has[1] else ())
+
+
+def batch_norm_train(x, weight=None, bias=None, eps: float = 1e-5):
+    """Training-mode batch norm with the fused kernels: x [B, C, *] (n = B * prod(*) > 1);
+    weight, bias [C] or None -> (y [B, C, *], batch mean [C], invstd [C]) (the two statistics as
+    float64 arrays, not Tensors: for the running-statistics update)."""
+    stats = {}
+    params = [p for p in (weight, bias) if p is not None]
+    y = BatchNormTrain.apply(x, *params, has_weight=weight is not None, has_bias=bias is not None, eps=eps,
+                             stats=stats)
+    return y, stats["mean"], stats["invstd"]
 
 
 # -- recurrent layers ------------------------------------------------------------------------
