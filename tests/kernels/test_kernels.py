@@ -53,9 +53,12 @@ def rnn_case(rng, dt, T, B, H, relu, poke=None):
     return "rnn_seq", (xw, h0, w, relu), bwd_args
 
 
-def batch_norm_case(rng, dt, B, C, S, poke=None, scale=1.0):
-    """poke: (array 'x' or 'gy', index, value) written before the kernels run."""
+def batch_norm_case(rng, dt, B, C, S, poke=None, scale=1.0, channels_last=False):
+    """poke: (array 'x' or 'gy', index, value) written before the kernels run; channels_last: x is
+    a transposed [B, S, C] array (as PatchTST's BatchNorm1d sees it)."""
     x = (scale * rng.standard_normal((B, C, S)) + 3.0).astype(dt)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
     w, b = rng.standard_normal(C).astype(dt), rng.standard_normal(C).astype(dt)
     gy = rng.standard_normal((B, C, S)).astype(dt)
     if poke:
@@ -208,6 +211,7 @@ NONFINITE_CASES = {
     "batch_norm_nan_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (1, 0, 2), NAN)),
     "batch_norm_inf_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (2, 1, 0), INF)),
     "batch_norm_nan_gy": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("gy", (0, 1, 3), NAN)),
+    "batch_norm_inf_x_long_S": lambda r, dt: batch_norm_case(r, dt, 2, 2, 20, ("x", (1, 1, 7), -INF)),
     "linear_relu_nan_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (1, 2), NAN)),
     "linear_relu_-inf_b": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("b", 3, -INF)),
     "linear_relu_+inf_y0": lambda r, dt: linear_act_case(r, dt, 4, 5, "relu", ("y0", (0, 0), INF)),
@@ -232,6 +236,9 @@ CASES = {
     "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
     "batch_norm": lambda r, dt: batch_norm_case(r, dt, 5, 3, 4),
     "batch_norm_S1": lambda r, dt: batch_norm_case(r, dt, 7, 6, 1),
+    "batch_norm_long_S": lambda r, dt: batch_norm_case(r, dt, 3, 4, 40),
+    "batch_norm_channels_last": lambda r, dt: batch_norm_case(r, dt, 5, 8, 3, channels_last=True),
+    "batch_norm_channels_last_long_S": lambda r, dt: batch_norm_case(r, dt, 2, 3, 33, channels_last=True),
     "batch_norm_B1_C1": lambda r, dt: batch_norm_case(r, dt, 1, 1, 3),
     "batch_norm_tiny_var": lambda r, dt: batch_norm_case(r, dt, 4, 2, 3, scale=1e-4),
     "linear_relu": lambda r, dt: linear_act_case(r, dt, 7, 9, "relu"),
