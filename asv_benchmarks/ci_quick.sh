@@ -35,6 +35,7 @@ else
         -b "^kernels\.Conv1d\.time_fwd_bwd\('ndiv', 96, 1\)"
         -b "^kernels\.Attention\.time_fwd_bwd\('ndiv', 42, 16, (False|True)\)"
         -b "^kernels\.Rows\..*\('ndiv'"
+        -b "^kernels\.(BatchNorm|LinearReLU)\..*\('ndiv'"
         -b '^kernels\.AttentionMemory\.'
     )
 fi

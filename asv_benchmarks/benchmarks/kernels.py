@@ -249,3 +249,52 @@ class AttentionMemory:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return peak / 2**20
+
+
+class BatchNorm(_Case):
+    """training-mode batch norm, C 128; params: backend, (B, S, layout): PatchTST's [B, d_model,
+    patches] seen through a transpose, DeepNPTS's [B, C], and a long contiguous run."""
+    params = (_Case.backends, ["1024x3-transposed", "1024x1", "256x96"])
+    param_names = ["backend", "shape"]
+
+    def make(self, rng, shape):
+        B, S = (int(v) for v in shape.split("-")[0].split("x"))
+        x = rng.standard_normal((B, S, 128) if "transposed" in shape else (B, 128, S)).astype(np.float32)
+        return [x, np.ones(128, np.float32), np.zeros(128, np.float32)]
+
+    @staticmethod
+    def _x(x, shape):
+        return x.transpose(1, 2) if "transposed" in shape else x
+
+    def fused_fn(self, x, w, b, shape):
+        from ndiv.nn import functional as F
+        return F.batch_norm(self._x(x, shape), None, None, w, b, training=True)
+
+    def composed_fn(self, x, w, b, shape):
+        from tests.kernels.composed import batch_norm_train
+        return batch_norm_train(self._x(x, shape), w, b)
+
+    def torch_fn(self, torch, x, w, b, shape):
+        return torch.nn.functional.batch_norm(self._x(x, shape), None, None, w, b, training=True)
+
+
+class LinearReLU(_Case):
+    """relu(x @ W^T + b) forward + backward; params: backend, (rows, in, out)."""
+    params = (_Case.backends, ["1024x512x512", "128x512x512", "1024x96x32"])
+    param_names = ["backend", "shape"]
+
+    def make(self, rng, shape):
+        N, I, O = (int(v) for v in shape.split("x"))
+        return [rng.standard_normal((N, I)).astype(np.float32),
+                (rng.standard_normal((O, I)) / math.sqrt(I)).astype(np.float32), np.zeros(O, np.float32)]
+
+    def fused_fn(self, x, w, b, shape):
+        from ndiv.autograd.ops.fused import linear_act
+        return linear_act(x, w, b)
+
+    def composed_fn(self, x, w, b, shape):
+        from tests.kernels.composed import linear_act
+        return linear_act(x, w, b)
+
+    def torch_fn(self, torch, x, w, b, shape):
+        return torch.relu(torch.nn.functional.linear(x, w, b))
