@@ -8,6 +8,10 @@ models suite's CASES (AirPassengers, h=12, input_size=24, NF's defaults otherwis
 measures: imports, data and the fit together), the median of 5 predict() calls of the fitted
 model (one series), and the median batch-1 forward latency at input_size=500 in eval mode
 without a graph (asv's ModelLatency). Prints a markdown table with the ratios NF / ndiv.
+
+The multivariate models (asv's MV_NAMES: ETTh1's 7 columns, its first 2000 hours, h=24,
+input_size=96, n_series=7) report instead the marginal training step, (fit(2 * steps) -
+fit(steps)) / steps, the peak RSS, and predict() of all 7 series.
 """
 from __future__ import annotations
 
@@ -31,6 +35,26 @@ model, backend, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if backend == "torch":
     import torch
     torch.set_num_threads(1)
+if model in M.MV_NAMES:
+    case = M.MultivariateFit()
+    fits = {}
+    for s in (steps, 2 * steps, steps, 2 * steps):
+        M.STEPS = s
+        case.setup(model, backend)
+        fc = case.make()
+        t0 = time.perf_counter()
+        fc.fit(case.df)
+        fits.setdefault(s, []).append(time.perf_counter() - t0)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fc.predict()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fc.predict()
+        times.append(time.perf_counter() - t0)
+    step_ms = 1e3 * (min(fits[2 * steps]) - min(fits[steps])) / steps
+    print(json.dumps(dict(peak_mb=peak_mb, step_ms=step_ms, predict_ms=1e3 * statistics.median(times))))
+    sys.exit(0)
 case = M._ModelCase()
 case.setup(model, backend)
 fc = case.make(steps)
@@ -71,6 +95,27 @@ def main():
     p.add_argument("models", nargs="+")
     p.add_argument("--steps", type=int, default=20)
     args = p.parse_args()
+    sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
+    from benchmarks.models import MV_NAMES
+    mv = [m for m in args.models if m in MV_NAMES]
+    args.models = [m for m in args.models if m not in MV_NAMES]
+    if mv:
+        print(f"ETTh1 (7 series, first 2000 hours, h=24, input_size=96), marginal step over {args.steps} steps, "
+              "one thread, a fresh process per model and library\n")
+        print("| model | step ms ndiv | step ms NF | NF / ndiv | peak RSS MB ndiv | peak RSS MB NF | NF / ndiv "
+              "| predict ms ndiv | predict ms NF |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name in mv:
+            nd, nf = run(name, "ndiv", args.steps), run(name, "torch", args.steps)
+            if "error" in nd or "error" in nf:
+                print(f"| {name} | {nd.get('error', '')} {nf.get('error', '')} |", flush=True)
+                continue
+            print(f"| {name} | {nd['step_ms']:.1f} | {nf['step_ms']:.1f} | {nf['step_ms'] / nd['step_ms']:.2f} | "
+                  f"{nd['peak_mb']:.0f} | {nf['peak_mb']:.0f} | {nf['peak_mb'] / nd['peak_mb']:.2f} | "
+                  f"{nd['predict_ms']:.2f} | {nf['predict_ms']:.2f} |", flush=True)
+        print()
+    if not args.models:
+        return
     print(f"AirPassengers, {args.steps} steps, one thread, a fresh process per model and library\n")
     print("| model | peak RSS MB ndiv | peak RSS MB NF | NF / ndiv | predict ms ndiv | predict ms NF | NF / ndiv "
           "| latency ms ndiv | latency ms torch | torch / ndiv |")
