@@ -22,6 +22,15 @@ def lstm_seq(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     return ndiv.stack(ys, 0), h, c
 
 
+def small_attention(q, k, v, prev=None, scale=1.0):
+    """(softmax(q k * scale + prev) v, the weights, the scores) from Tensor ops."""
+    s = (q @ k) * scale
+    if prev is not None:
+        s = s + prev
+    p = ndiv.nn.functional.softmax(s, -1)
+    return p @ v, p, s
+
+
 def batch_norm_train(x, weight=None, bias=None, eps=1e-5):
     """Training-mode batch norm from Tensor ops (biased batch variance per channel)."""
     axes = (0,) + tuple(range(2, x.ndim))

@@ -68,6 +68,13 @@ def _torch_gru(t, x, h0, w_ih, w_hh, b_ih, b_hh):
 CASES = {
     "lstm": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt), {}, _torch_lstm),
     "lstm_nobias_T1": (fused.lstm_seq, composed.lstm_seq, lambda r, dt: lstm_inputs(r, dt, Tn=1, bias=False), {}, None),
+    "small_attn": (fused.small_attention, composed.small_attention,
+                   lambda r, dt: [T(r, 3, 4, 5, 2, dtype=dt), T(r, 3, 4, 2, 5, dtype=dt), T(r, 3, 4, 5, 3, dtype=dt),
+                                  T(r, 3, 4, 5, 5, dtype=dt)], dict(scale=0.7),
+                   lambda t, q, k, v, prev: (lambda s: (t.softmax(s, -1) @ v, t.softmax(s, -1), s))((q @ k) * 0.7 + prev)),
+    "small_attn_no_prev": (fused.small_attention, composed.small_attention,
+                           lambda r, dt: [T(r, 2, 3, 4, 3, dtype=dt), T(r, 2, 3, 3, 4, dtype=dt),
+                                          T(r, 2, 3, 4, 2, dtype=dt)], {}, None),
     "batch_norm": (lambda *a, **k: fused.batch_norm_train(*a, **k)[0], composed.batch_norm_train,
                    lambda r, dt: [T(r, 4, 3, 5, dtype=dt), T(r, 3, dtype=dt), T(r, 3, dtype=dt)], {},
                    lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b, training=True)),
@@ -181,11 +188,11 @@ def test_matches_torch_float32(name):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["batch_norm", "linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
+@pytest.mark.parametrize("name", ["small_attn", "batch_norm", "linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
                                   "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
-    kernel = {"batch_norm": "batch_norm", "linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
+    kernel = {"small_attn": "small_attn", "batch_norm": "batch_norm", "linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
     calls = []
     for direction in ("fwd", "bwd"):
         real = getattr(cpu, f"{kernel}_{direction}")
@@ -218,6 +225,8 @@ def test_attention_memory_is_linear_in_length():
      r"w_ih \[4H, 3\]"),
     (lambda: fused.gru_seq(ndiv.zeros(2, 3), ndiv.zeros(3, 4), ndiv.zeros(12, 3), ndiv.zeros(12, 4)), r"\[T, B, I\]"),
     (lambda: fused.linear_act(ndiv.zeros(2, 3), ndiv.zeros(4, 3), ndiv.zeros(4), "gelu"), "'relu' or 'identity'"),
+    (lambda: fused.small_attention(ndiv.zeros(2, 3, 4, 5), ndiv.zeros(2, 3, 4, 5), ndiv.zeros(2, 3, 4, 5)),
+     r"expected k \[N, H, D, L\]"),
     (lambda: fused.linear_act(ndiv.zeros(2, 3), ndiv.zeros(4, 3), ndiv.zeros(3)), r"bias \(3,\) must be \[out_features\]"),
     (lambda: fused.rnn_seq(ndiv.zeros(2, 3, 4), ndiv.zeros(3, 5), ndiv.zeros(5, 4), ndiv.zeros(5, 5), nonlinearity="gelu"),
      "'tanh' or 'relu'"),

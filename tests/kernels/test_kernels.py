@@ -53,6 +53,25 @@ def rnn_case(rng, dt, T, B, H, relu, poke=None):
     return "rnn_seq", (xw, h0, w, relu), bwd_args
 
 
+def small_attn_case(rng, dt, N, H, L, D, E, with_prev=True, poke=None, grads="all"):
+    """poke: (array 'q', 'k', 'v', 'prev' or 'gout', index, value); grads: which of the outputs'
+    gradients reach the backward ('all': out, weights and scores; 'out': out only)."""
+    arrs = dict(q=rng.standard_normal((N, H, L, D)), k=rng.standard_normal((N, H, D, L)),
+                v=rng.standard_normal((N, H, L, E)),
+                prev=rng.standard_normal((N, H, L, L)) if with_prev else np.empty(0),
+                gout=rng.standard_normal((N, H, L, E)))
+    arrs = {n: a.astype(dt) for n, a in arrs.items()}
+    if poke:
+        arrs[poke[0]][poke[1]] = poke[2]
+    gp = rng.standard_normal((N, H, L, L)).astype(dt) if grads == "all" else np.empty(0, dt)
+    gs = rng.standard_normal((N, H, L, L)).astype(dt) if grads == "all" else np.empty(0, dt)
+    scale = 0.35
+
+    def bwd_args(fwd_out):
+        return (arrs["gout"], gp, gs, arrs["q"], arrs["k"], arrs["v"], fwd_out[1], scale)
+    return "small_attn", (arrs["q"], arrs["k"], arrs["v"], arrs["prev"], scale), bwd_args
+
+
 def batch_norm_case(rng, dt, B, C, S, poke=None, scale=1.0, channels_last=False):
     """poke: (array 'x' or 'gy', index, value) written before the kernels run; channels_last: x is
     a transposed [B, S, C] array (as PatchTST's BatchNorm1d sees it)."""
@@ -208,6 +227,11 @@ NONFINITE_CASES = {
     "rnn_tanh_inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((2, 1, 0), INF)),
     "rnn_relu_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((1, 1, 1), NAN)),
     "rnn_relu_-inf": lambda r, dt: rnn_case(r, dt, 4, 2, 3, True, ((3, 0, 2), -INF)),
+    "small_attn_nan_q": lambda r, dt: small_attn_case(r, dt, 2, 2, 4, 3, 2, poke=("q", (1, 0, 2, 1), NAN)),
+    "small_attn_inf_prev": lambda r, dt: small_attn_case(r, dt, 2, 2, 4, 3, 2, poke=("prev", (0, 1, 3, 0), INF)),
+    "small_attn_-inf_prev": lambda r, dt: small_attn_case(r, dt, 2, 2, 4, 3, 2, poke=("prev", (0, 1, 1, 2), -INF)),
+    "small_attn_nan_v": lambda r, dt: small_attn_case(r, dt, 2, 2, 4, 3, 2, poke=("v", (1, 1, 2, 0), NAN)),
+    "small_attn_inf_gout": lambda r, dt: small_attn_case(r, dt, 2, 2, 4, 3, 2, poke=("gout", (0, 0, 1, 1), INF)),
     "batch_norm_nan_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (1, 0, 2), NAN)),
     "batch_norm_inf_x": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("x", (2, 1, 0), INF)),
     "batch_norm_nan_gy": lambda r, dt: batch_norm_case(r, dt, 3, 2, 4, ("gy", (0, 1, 3), NAN)),
@@ -234,6 +258,9 @@ CASES = {
     "lstm_T1_B1": lambda r, dt: lstm_case(r, dt, 1, 1, 1),
     "lstm_T0": lambda r, dt: lstm_case(r, dt, 0, 2, 3),
     "lstm_H17": lambda r, dt: lstm_case(r, dt, 7, 2, 17),
+    "small_attn": lambda r, dt: small_attn_case(r, dt, 3, 4, 5, 3, 2),
+    "small_attn_no_prev_out_grad_only": lambda r, dt: small_attn_case(r, dt, 2, 3, 4, 2, 3, False, grads="out"),
+    "small_attn_L1": lambda r, dt: small_attn_case(r, dt, 2, 1, 1, 4, 4),
     "batch_norm": lambda r, dt: batch_norm_case(r, dt, 5, 3, 4),
     "batch_norm_S1": lambda r, dt: batch_norm_case(r, dt, 7, 6, 1),
     "batch_norm_long_S": lambda r, dt: batch_norm_case(r, dt, 3, 4, 40),
@@ -351,6 +378,23 @@ def torch_twin(t, name, fwd_args, bwd_args):
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
         y.backward(gy)
         return [y], [x.grad]
+    if name == "small_attn":
+        q, k, v = (T(a) for a in fwd_args[:3])
+        prev, scale = fwd_args[3], fwd_args[4]
+        sc = (q @ k) * scale
+        if prev.size:
+            prev = T(prev)
+            sc = sc + prev
+        p = t.softmax(sc, -1)
+        out = p @ v
+        gout, gp, gs = bwd_args[:3]
+        loss = (out * gy).sum()
+        if gp.size:
+            loss = loss + (p * t.tensor(gp)).sum() + (sc * t.tensor(gs)).sum()
+        loss.backward()
+        g_prev = prev.grad if isinstance(prev, t.Tensor) else None
+        grads = [q.grad, k.grad, v.grad]
+        return [out, p, sc], grads + ([g_prev] if g_prev is not None else [])
     if name == "batch_norm":
         x, w, b = (T(a) for a in fwd_args[:3])
         y = t.nn.functional.batch_norm(x, None, None, w, b, training=True, eps=fwd_args[3])

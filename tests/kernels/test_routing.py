@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ndiv
+from ndiv.autograd.ops import fused
 import ndiv.nn.functional as F
 from ndiv import device
 from ndiv.kernels import cpu, cuda, reference
@@ -103,6 +104,9 @@ OPS = {
         attn_mask=np.tril(np.ones((70, 70), bool))), "flash_attn"),
     "conv1d_dilated_causal": (lambda r: F.conv1d(F.pad(on_gpu(r, 2, 3, 9), (4, 0)), on_gpu(r, 5, 3, 2),
                                                  on_gpu(r, 5), dilation=4), "conv1d_dilated"),
+    "small_attn": (lambda r: fused.small_attention(
+        on_gpu(r, 2, 3, 4, 2), on_gpu(r, 2, 3, 2, 4), on_gpu(r, 2, 3, 4, 2), on_gpu(r, 2, 3, 4, 4), scale=0.5),
+        "small_attn"),
     "batch_norm": (lambda r: F.batch_norm(on_gpu(r, 4, 3, 5), None, None, on_gpu(r, 3), on_gpu(r, 3), training=True),
                    "batch_norm"),
     "linear_relu": (lambda r: ndiv.nn.Sequential(ndiv.nn.Linear(4, 5), ndiv.nn.ReLU()).double().to("cuda")(
@@ -115,7 +119,7 @@ OPS = {
 def test_fused_functional_reaches_the_cuda_kernels(op, fake_gpu):
     fn, kernel = OPS[op]
     out = fn(np.random.default_rng(0))
-    assert out.device == "cuda"
+    assert all(o.device == "cuda" for o in (out if isinstance(out, tuple) else (out,)))
     _backward(out)
     assert fake_gpu == [f"{kernel}_fwd", f"{kernel}_bwd"]
 

@@ -20,7 +20,7 @@ from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
-__all__ = ["batch_norm_train", "linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
+__all__ = ["small_attention", "batch_norm_train", "linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
            "layer_norm", "gelu"]
 
 
@@ -326,6 +326,45 @@ class FlashAttention(Function):
         q, k, v, bias, out, lse = self.saved
         scale, causal = self.args
         return kernels_for(q).flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse)
+
+
+class SmallAttention(Function):
+    """Many heads of few tokens in one kernel call. q [N, H, L, D]; k [N, H, D, L]; v [N, H, L, E];
+    optional prev [N, H, L, L] -> out [N, H, L, E], weights p [N, H, L, L], scores s [N, H, L, L]
+    (s = q k * scale + prev, p = softmax(s), out = p v): PatchTST's residual attention."""
+
+    def forward(self, q, k, v, prev=None, scale=1.0):
+        xp = _xp(q)
+        none = xp.empty(0, q.dtype)
+        out, p, s = kernels_for(q).small_attn_fwd(q, k, v, none if prev is None else prev, scale)
+        self.save_for_backward(q, k, v, p)
+        self.scale, self.has_prev = scale, prev is not None
+        return out, p, s
+
+    def backward(self, gout, gp, gs):
+        q, k, v, p = self.saved
+        xp = _xp(q)
+        none = xp.empty(0, q.dtype)
+        gout = xp.zeros((*p.shape[:3], v.shape[3]), q.dtype) if gout is None else gout
+        gq, gk, gv, gprev = kernels_for(q).small_attn_bwd(gout, none if gp is None else gp, none if gs is None else gs,
+                                                          q, k, v, p, self.scale)
+        return (gq, gk, gv, gprev) if self.has_prev else (gq, gk, gv)
+
+
+def small_attention(q, k, v, prev=None, scale: float = 1.0):
+    """softmax(q k * scale + prev) v for many heads of few tokens, in one fused node.
+
+    q [N, H, L, D]; k [N, H, D, L] (keys transposed); v [N, H, L, E]; prev [N, H, L, L] or None
+    -> (out [N, H, L, E], weights [N, H, L, L], scores [N, H, L, L]).
+    """
+    N, H, L, D = q.shape
+    if tuple(k.shape) != (N, H, D, L) or tuple(v.shape[:3]) != (N, H, L) or \
+            (prev is not None and tuple(prev.shape) != (N, H, L, L)):
+        raise ValueError(f"small_attention: expected k [N, H, D, L] = {[N, H, D, L]}, v [N, H, L, E] and prev "
+                         f"[N, H, L, L]; got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+                         + ("" if prev is None else f", prev {tuple(prev.shape)}"))
+    tensors = (q, k, v) if prev is None else (q, k, v, prev)
+    return SmallAttention.apply(*tensors, scale=float(scale))
 
 
 def _mask_as_bias(attn_mask, q, B, H, Lq, Lk):

@@ -3,7 +3,7 @@
 Importing this package compiles nothing: each kernel compiles on its first call (cached on disk,
 `cache=True`), with the flags of ndiv.kernels.config.
 """
-from ndiv.kernels.cpu.attention import flash_attn_bwd, flash_attn_fwd
+from ndiv.kernels.cpu.attention import flash_attn_bwd, flash_attn_fwd, small_attn_bwd, small_attn_fwd
 from ndiv.kernels.cpu.dropout import dropout_bwd, dropout_fwd
 from ndiv.kernels.cpu.conv import conv1d_dilated_bwd, conv1d_dilated_fwd, conv2d_bwd, conv2d_fwd
 from ndiv.kernels.cpu.norm import (gelu_bwd, gelu_fwd, layer_norm_bwd, layer_norm_fwd,

@@ -190,3 +190,108 @@ def _flash_bwd_head(GO, Q, K, V, bias, causal, lse, delta, GQ, GK, GV, BQ, BK):
             GV[k0:k1] += np.dot(p.T, GO[q0:q1])
             GQ[q0:q1] += np.dot(dp, K[k0:k1])
             GK[k0:k1] += np.dot(dp.T, Q[q0:q1])
+
+
+# -- many heads of few tokens (PatchTST's residual attention) ----------------------------------
+# One call for every (n, h) pair: PatchTST runs 16 heads of 8 dims over 3-12 patches, where the
+# composed ops are ~10 array passes and 4 batched products of tiny matrices each way. Here each
+# pair's scores, softmax and products stay in registers and L1; the inputs may be strided views.
+# The loops run scalar on those views, so this wins only for very few tokens (PatchTST routes
+# L <= 4 here: 2x faster at L = 3; 1.8x slower at L = 6, see models/patchtst.py).
+def _four_d(a, dt):
+    """a in dtype dt; an empty array (an absent input) as a 4-d one, the kernels' argument type."""
+    return a.astype(dt, copy=False) if a.size else np.zeros((0, 0, 0, 0), dt)
+
+
+def small_attn_fwd(q, k, v, prev, scale):
+    """See reference.attention.small_attn_fwd: -> out [N, H, L, E], p, s [N, H, L, L]."""
+    N, H, L, _ = q.shape
+    dt = q.dtype
+    out = np.empty((N, H, L, v.shape[3]), dt)
+    p, s = np.empty((N, H, L, L), dt), np.empty((N, H, L, L), dt)
+    _small_fwd(q, k, v, _four_d(prev, dt), prev.size > 0, dt.type(scale), out, p, s)
+    return out, p, s
+
+
+@njit()
+def _small_fwd(q, k, v, prev, has_prev, scale, out, p, s):
+    N, H, L, D = q.shape
+    E = v.shape[3]
+    for n in range(N):
+        for h in range(H):
+            for i in range(L):
+                srow, prow, orow = s[n, h, i], p[n, h, i], out[n, h, i]
+                for j in range(L):
+                    srow[j] = 0
+                for d in range(D):                        # scores as D axpys over the keys
+                    qv = q[n, h, i, d]
+                    for j in range(L):
+                        srow[j] += qv * k[n, h, d, j]
+                m = -np.inf
+                for j in range(L):
+                    val = srow[j] * scale
+                    if has_prev:
+                        val += prev[n, h, i, j]
+                    srow[j] = val
+                    m = max(m, val)           # may drop a nan: exp(nan - m) makes the row nan below
+                tot = 0.0
+                for j in range(L):
+                    e = fast_exp(srow[j] - m)
+                    prow[j] = e
+                    tot += e
+                r = 1.0 / tot
+                for e_ in range(E):
+                    orow[e_] = 0
+                for j in range(L):                        # out as L axpys over the values
+                    prow[j] *= r
+                    pj = prow[j]
+                    for e_ in range(E):
+                        orow[e_] += pj * v[n, h, j, e_]
+
+
+def small_attn_bwd(gout, gp, gs, q, k, v, p, scale):
+    """See reference.attention.small_attn_bwd: -> gq, gk, gv, gprev."""
+    dt = q.dtype
+    gq, gk, gv = np.empty(q.shape, dt), np.empty(k.shape, dt), np.empty(v.shape, dt)
+    ds = np.empty(p.shape, dt)
+    _small_bwd(gout.astype(dt, copy=False), _four_d(gp, dt), gp.size > 0, _four_d(gs, dt), gs.size > 0, q, k, v, p,
+               dt.type(scale), gq, gk, gv, ds)
+    return gq, gk, gv, ds
+
+
+@njit()
+def _small_bwd(gout, gp, has_gp, gs, has_gs, q, k, v, p, scale, gq, gk, gv, ds):
+    N, H, L, D = q.shape
+    E = v.shape[3]
+    for n in range(N):
+        for h in range(H):
+            gv[n, h] = 0
+            gk[n, h] = 0
+            for i in range(L):
+                go, prow, drow = gout[n, h, i], p[n, h, i], ds[n, h, i]
+                for j in range(L):                        # gv += p[i, j] gout[i]
+                    pij = prow[j]
+                    for e_ in range(E):
+                        gv[n, h, j, e_] += pij * go[e_]
+                dot = 0.0                                 # dp = gout v^T (+ gp); rowsum(dp * p)
+                for j in range(L):
+                    acc = q.dtype.type(0)
+                    for e_ in range(E):
+                        acc += go[e_] * v[n, h, j, e_]
+                    if has_gp:
+                        acc += gp[n, h, i, j]
+                    drow[j] = acc
+                    dot += acc * prow[j]
+                for j in range(L):
+                    val = prow[j] * (drow[j] - dot)
+                    if has_gs:
+                        val += gs[n, h, i, j]
+                    drow[j] = val
+                for d in range(D):                        # gq = ds k^T * scale; gk += q^T ds * scale
+                    acc = q.dtype.type(0)
+                    for j in range(L):
+                        acc += drow[j] * k[n, h, d, j]
+                    gq[n, h, i, d] = acc * scale
+                    qv = q[n, h, i, d] * scale
+                    for j in range(L):
+                        gk[n, h, d, j] += qv * drow[j]

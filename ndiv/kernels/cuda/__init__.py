@@ -7,7 +7,7 @@ lists every CUDA source with the (dtype, defines) variants the kernels compile, 
 without a GPU can still check that they compile (tests/test_device.py).
 """
 from ndiv.kernels.cuda import attention, conv, linear, norm, rnn
-from ndiv.kernels.cuda.attention import flash_attn_bwd, flash_attn_fwd
+from ndiv.kernels.cuda.attention import flash_attn_bwd, flash_attn_fwd, small_attn_bwd, small_attn_fwd
 from ndiv.kernels.cuda.dropout import dropout_bwd, dropout_fwd
 from ndiv.kernels.cuda.conv import conv1d_dilated_bwd, conv1d_dilated_fwd, conv2d_bwd, conv2d_fwd
 from ndiv.kernels.cuda.norm import (gelu_bwd, gelu_fwd, layer_norm_bwd, layer_norm_fwd,

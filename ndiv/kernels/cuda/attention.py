@@ -341,3 +341,32 @@ def flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse):
         function(SOURCE, "flash_bwd_q", dt, cfg)((B * H * n_q,), (rows,),
                                                 (q, k, v, bias, gout, lse, delta, gq) + common + (i32(n_q), finite))
     return gq, gk, gv
+
+
+def small_attn_fwd(q, k, v, prev, scale):
+    """Many heads of few tokens (see reference.attention.small_attn_fwd), as CuPy batched products:
+    on the GPU the batched GEMMs are the right tool at these sizes. Not yet measured on a GPU."""
+    import cupy as cp
+
+    s = cp.matmul(q, k) * q.dtype.type(scale)
+    if prev.size:
+        s = s + prev
+    m = s.max(axis=-1, keepdims=True)
+    e = cp.exp(s - m)
+    p = e / e.sum(axis=-1, keepdims=True)
+    return cp.matmul(p, v), p, s
+
+
+def small_attn_bwd(gout, gp, gs, q, k, v, p, scale):
+    """See reference.attention.small_attn_bwd (CuPy batched products)."""
+    import cupy as cp
+
+    dp = cp.matmul(gout, cp.swapaxes(v, -1, -2))
+    if gp.size:
+        dp = dp + gp
+    gv = cp.matmul(cp.swapaxes(p, -1, -2), gout)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    if gs.size:
+        ds = ds + gs
+    dqk = ds * q.dtype.type(scale)
+    return cp.matmul(dqk, cp.swapaxes(k, -1, -2)), cp.matmul(cp.swapaxes(q, -1, -2), dqk), gv, ds

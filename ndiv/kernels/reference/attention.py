@@ -50,3 +50,34 @@ def flash_attn_bwd(gout, q, k, v, bias, scale, causal, out, lse):
         gp = gout @ np.swapaxes(v, -1, -2)
         gs = p * (gp - (gout * out).sum(axis=-1, keepdims=True)) * scale
         return (gs @ k).astype(q.dtype), (np.swapaxes(gs, -1, -2) @ q).astype(q.dtype), gv.astype(q.dtype)
+
+
+# -- many heads of few tokens (PatchTST's residual attention): all (n, h) pairs in one call -------
+def small_attn_fwd(q, k, v, prev, scale):
+    """q [N, H, L, D]; k [N, H, D, L] (keys already transposed, as PatchTST builds them);
+    v [N, H, L, E]; prev [N, H, L, L] added to the scores (an empty array: none); scale
+    -> out [N, H, L, E], p [N, H, L, L] (softmax weights), s [N, H, L, L] (pre-softmax scores).
+
+    s = q k * scale + prev; p = softmax(s) over the last axis (a row holding a nan or +inf is
+    nan, as torch's softmax); out = p v."""
+    s = (q @ k) * scale
+    if prev.size:
+        s = s + prev
+    m = np.max(s, axis=-1, keepdims=True)
+    e = np.exp(s - m)
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p @ v, p, s
+
+
+def small_attn_bwd(gout, gp, gs, q, k, v, p, scale):
+    """Gradients of small_attn_fwd's three outputs in (gout [N, H, L, E]; gp, gs [N, H, L, L],
+    empty arrays where absent) -> gq, gk, gv and gprev (= the gradient of s) in the inputs' shapes."""
+    dp = gout @ np.swapaxes(v, -1, -2)
+    if gp.size:
+        dp = dp + gp
+    gv = np.swapaxes(p, -1, -2) @ gout
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    if gs.size:
+        ds = ds + gs
+    dqk = ds * scale
+    return dqk @ np.swapaxes(k, -1, -2), np.swapaxes(q, -1, -2) @ dqk, gv, ds
