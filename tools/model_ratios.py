@@ -31,6 +31,16 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, ROOT + "/asv_benchmarks")
 from benchmarks import models as M
 
+def median_ms(fn, n):
+    fn()                                  # the first call may compile: outside the timing
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
 model, backend, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if backend == "torch":
     import torch
@@ -46,14 +56,8 @@ if model in M.MV_NAMES:
         fc.fit(case.df)
         fits.setdefault(s, []).append(time.perf_counter() - t0)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    fc.predict()
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        fc.predict()
-        times.append(time.perf_counter() - t0)
     step_ms = 1e3 * (min(fits[2 * steps]) - min(fits[steps])) / steps
-    print(json.dumps(dict(peak_mb=peak_mb, step_ms=step_ms, predict_ms=1e3 * statistics.median(times))))
+    print(json.dumps(dict(peak_mb=peak_mb, step_ms=step_ms, predict_ms=median_ms(fc.predict, 5))))
     sys.exit(0)
 case = M._ModelCase()
 case.setup(model, backend)
@@ -62,21 +66,11 @@ t0 = time.perf_counter()
 fc.fit(case.df)
 fit_s = time.perf_counter() - t0
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-fc.predict()
-times = []
-for _ in range(5):
-    t0 = time.perf_counter()
-    fc.predict()
-    times.append(time.perf_counter() - t0)
+predict_ms = median_ms(fc.predict, 5)
 lat = M.ModelLatency()
 lat.setup(model, backend)
-lt = []
-for _ in range(20):
-    t0 = time.perf_counter()
-    lat.time_forward_batch1(model, backend)
-    lt.append(time.perf_counter() - t0)
-print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=1e3 * statistics.median(times),
-                      latency_ms=1e3 * statistics.median(lt))))
+print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=predict_ms,
+                      latency_ms=median_ms(lambda: lat.time_forward_batch1(model, backend), 20))))
 """.replace("ROOT", repr(ROOT))
 
 

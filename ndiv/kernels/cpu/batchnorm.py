@@ -59,11 +59,7 @@ def _bn_fwd_rows(x, w, b, eps, y, mean, invstd):
         for c in range(C):
             d = x[i, c] - mean[c]
             acc[c] += d * d
-    scale, shift = np.empty(C), np.empty(C)
-    for c in range(C):
-        invstd[c] = 1.0 / np.sqrt(acc[c] / n + eps)
-        scale[c] = invstd[c] * w[c]
-        shift[c] = b[c] - mean[c] * scale[c]
+    scale, shift = _scale_shift(acc, n, eps, w, b, mean, invstd)
     for i in range(n):
         for c in range(C):
             y[i, c] = x[i, c] * scale[c] + shift[c]
@@ -91,17 +87,37 @@ def _bn_fwd(x, w, b, eps, y, mean, invstd):
                 d = x[i, c, k] - m
                 s += d * d
             acc[c] += s
-    scale = np.empty(C)
-    shift = np.empty(C)
-    for c in range(C):
-        invstd[c] = 1.0 / np.sqrt(acc[c] / n + eps)
-        scale[c] = invstd[c] * w[c]
-        shift[c] = b[c] - mean[c] * scale[c]
+    scale, shift = _scale_shift(acc, n, eps, w, b, mean, invstd)
     for i in range(B):
         for c in range(C):
             a, t = scale[c], shift[c]
             for k in range(S):
                 y[i, c, k] = x[i, c, k] * a + t
+
+
+@njit()
+def _scale_shift(sq_sums, n, eps, w, b, mean, invstd):
+    """Fills invstd from the channels' sums of squared deviations; y = x * scale + shift."""
+    C = mean.shape[0]
+    scale, shift = np.empty(C), np.empty(C)
+    for c in range(C):
+        invstd[c] = 1.0 / np.sqrt(sq_sums[c] / n + eps)
+        scale[c] = invstd[c] * w[c]
+        shift[c] = b[c] - mean[c] * scale[c]
+    return scale, shift
+
+
+@njit()
+def _gx_coefficients(w, invstd, mean, gw, gb, n):
+    """gx = gy * k1 + x * k2 + k3 per channel: w invstd (gy - gb / n - xhat gw / n), xhat expanded."""
+    C = mean.shape[0]
+    k1, k2, k3 = np.empty(C), np.empty(C), np.empty(C)
+    for c in range(C):
+        a = w[c] * invstd[c]
+        k1[c] = a
+        k2[c] = -a * invstd[c] * gw[c] / n
+        k3[c] = -a * gb[c] / n - k2[c] * mean[c]
+    return k1, k2, k3
 
 
 def batch_norm_bwd(gy, x, mean, invstd, weight):
@@ -130,12 +146,7 @@ def _bn_bwd_rows(gy, x, mean, invstd, w, gx, gw, gb):
             g = gy[i, c]
             gb[c] += g
             gw[c] += g * (x[i, c] - mean[c]) * invstd[c]
-    k1, k2, k3 = np.empty(C), np.empty(C), np.empty(C)
-    for c in range(C):
-        a = w[c] * invstd[c]
-        k1[c] = a
-        k2[c] = -a * invstd[c] * gw[c] / n
-        k3[c] = -a * gb[c] / n - k2[c] * mean[c]
+    k1, k2, k3 = _gx_coefficients(w, invstd, mean, gw, gb, n)
     for i in range(n):
         for c in range(C):
             gx[i, c] = gy[i, c] * k1[c] + x[i, c] * k2[c] + k3[c]
@@ -155,13 +166,7 @@ def _bn_bwd(gy, x, mean, invstd, w, gx, gw, gb):
                 sw += g * (x[i, c, k] - m) * r
             gb[c] += sb
             gw[c] += sw
-    # gx = k1 * gy + k2 * x + k3 per channel (xhat expanded)
-    k1, k2, k3 = np.empty(C), np.empty(C), np.empty(C)
-    for c in range(C):
-        a = w[c] * invstd[c]
-        k1[c] = a
-        k2[c] = -a * invstd[c] * gw[c] / n
-        k3[c] = -a * gb[c] / n - k2[c] * mean[c]
+    k1, k2, k3 = _gx_coefficients(w, invstd, mean, gw, gb, n)
     for i in range(B):
         for c in range(C):
             p, q, t = k1[c], k2[c], k3[c]
