@@ -20,6 +20,7 @@ from ndiv.random import manual_seed, multinomial, randint  # noqa: F401
 from ndiv import fft  # noqa: F401
 from ndiv.serialization import load, save  # noqa: F401
 from ndiv.threads import get_num_threads, set_num_threads  # noqa: F401
+from ndiv.autograd.amp import autocast, is_autocast_enabled  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -156,13 +156,14 @@ def check_model_options(model: str, rules: dict, given: dict) -> None:
 # a test of the values that leave training as ndiv runs it (None: every value does). ndiv has no
 # Trainer: options whose value changes the computation warn once, the others are accepted silently.
 _PRECISION_32 = {None, 32, "32", "32-true"}
+_PRECISION_BF16 = {"bf16-mixed", "bf16"}  # Lightning's names for bf16 autocast: ndiv's GEMMs in bfloat16
 TRAINER_KWARGS: dict = {
     "accelerator": None,                 # mapped to device= by BaseModel
     "devices": None, "logger": None, "enable_checkpointing": None, "enable_model_summary": None,
     "deterministic": None, "num_sanity_val_steps": None, "log_every_n_steps": None, "benchmark": None,
     "inference_mode": None, "default_root_dir": None, "profiler": None, "detect_anomaly": None,
     "use_distributed_sampler": None, "num_nodes": None, "strategy": None, "barebones": None,
-    "precision": lambda v: v in _PRECISION_32,
+    "precision": lambda v: v in _PRECISION_32 or v in _PRECISION_BF16,
     "callbacks": lambda v: not v,
     "accumulate_grad_batches": lambda v: v in (None, 1),
     "gradient_clip_algorithm": lambda v: v in (None, "norm"),

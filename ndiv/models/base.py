@@ -24,6 +24,7 @@ import numpy as np
 import ndiv
 import ndiv.optim
 from ndiv import nn
+from ndiv.autograd import amp
 from ndiv.data import TemporalNorm, TrainWindowSampler, create_windows, normalize_windows, parse_windows
 from ndiv.config import record_init_args
 from ndiv.device import check_device, to_device
@@ -31,7 +32,7 @@ from ndiv.memory import retained_heap
 from ndiv.models.common._modules import CAT_EMB_DIM_STRATEGIES, cat_embeddings, embed_stream, resolve_cat_emb_dim
 from ndiv.models import _recurrent
 from ndiv.models._checks import (POSITIVE_INT, TRAINER_KWARGS, check_model_options, check_shared,
-                                 check_trainer_kwargs)
+                                 check_trainer_kwargs, _PRECISION_BF16)
 from ndiv.random import manual_seed
 
 # NeuralForecast's BaseModel options, with the defaults most of its models use.
@@ -113,6 +114,8 @@ class BaseModel(nn.Module):
         check_shared(name, opts)
         check_model_options(name, self.OPTION_RULES, self.__dict__.get("_init_config", {}))
         check_trainer_kwargs(name, trainer)
+        # precision='bf16-mixed': the training steps' matrix products in bfloat16 (ndiv.autocast)
+        self.bf16_mixed = trainer.get("precision") in _PRECISION_BF16
         accelerator = trainer.get("accelerator")
         if accelerator is not None:
             if accelerator not in ("cpu", "gpu", "cuda", "auto"):
@@ -314,6 +317,11 @@ class BaseModel(nn.Module):
                 if dataset.n_series < size and (what == "batch_size" or self.val_size > 0):
                     raise ValueError(f"{self}: drop_last_loader=True drops every batch: {what}={size} is more than "
                                      f"the {dataset.n_series} series; lower {what} or set drop_last_loader=False")
+        if self.bf16_mixed:
+            if self.device != "cpu":
+                raise ValueError(f"{self}: precision='bf16-mixed' runs the matrix products in bfloat16 on the CPU "
+                                 f"(oneMKL); on device={self.device!r} train with precision=32")
+            amp.check_available()
         manual_seed(self.random_seed)
         self._rng = np.random.default_rng(self.random_seed)
         win_input, win_h, win_hist, win_futr = self._window_spec("train")
@@ -344,15 +352,16 @@ class BaseModel(nn.Module):
                                    futr_exog_list=win_futr, stat_exog_list=self.stat_exog_list,
                                    temporal_exog_scaled=self._scaled_exog(), dedupe=dedupe)
             y_loc, y_scale = _loc_scale(self.scaler, self.device)
-            output = self.loss.domain_map(self._network(batch, "train"))
-            loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"{self}: the training loss became {value} at step {step}; lower learning_rate, try "
-                    "scaler_type='robust' or 'standard', or check the data for extreme values")
-            opt.zero_grad()
-            loss.backward()
+            with amp.autocast("cpu", enabled=self.bf16_mixed):
+                output = self.loss.domain_map(self._network(batch, "train"))
+                loss = self._loss(self.loss, output, batch, y_loc, y_scale, original=False)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"{self}: the training loss became {value} at step {step}; lower learning_rate, try "
+                        "scaler_type='robust' or 'standard', or check the data for extreme values")
+                opt.zero_grad()
+                loss.backward()
             if self.gradient_clip_val:
                 ndiv.optim.clip_grad_norm_(self.parameters(), self.gradient_clip_val)
             opt.step()

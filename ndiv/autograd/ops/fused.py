@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ndiv.autograd import amp
 from ndiv.autograd.function import Function
 from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
@@ -36,7 +37,8 @@ class LinearAct(Function):
 
     def forward(self, x, w, b, activation="relu"):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = kernels_for(x).linear_act_fwd(x2 @ w.T, b, activation)
+        x2, w = amp.operand(x2), amp.operand(w)     # bf16 factors inside autocast
+        y = kernels_for(b).linear_act_fwd(amp.matmul(x2, w.T), b, activation)
         self.save_for_backward(x2, w, y if activation == "relu" else None)
         self.x_shape, self.activation = x.shape, activation
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
@@ -46,8 +48,8 @@ class LinearAct(Function):
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
         g, gb = kernels_for(gy).linear_act_bwd(g2, g2 if y is None else y, self.activation)
         need = self.needs_input_grad
-        gx = (g @ w).reshape(self.x_shape) if need[0] else None
-        return gx, (g.T @ x2 if need[1] else None), (gb if need[2] else None)
+        gx = amp.saved_matmul(g, w).reshape(self.x_shape) if need[0] else None
+        return gx, (amp.saved_matmul(g.T, x2) if need[1] else None), (gb if need[2] else None)
 
 
 def linear_act(x, weight, bias, activation: str = "relu"):

@@ -5,6 +5,7 @@ product uses the conjugate of the other factor.
 """
 from __future__ import annotations
 
+from ndiv.autograd import amp
 from ndiv.autograd.function import Function
 from ndiv.autograd.ops.elementwise import _conj
 from ndiv.device import array_module
@@ -33,6 +34,11 @@ def _swap_last(x):
 class MatMul(Function):
     """a @ b with NumPy's matmul rules (1-d operands, batch broadcasting)."""
     def forward(self, a, b):
+        if b.ndim == 2 and a.ndim >= 2 and a.shape[-1] == b.shape[0] and amp.active(a, b):
+            # bf16 factors (inside ndiv.autocast): [..., K] @ [K, N] as one 2-d product
+            self.bf16 = (amp.operand(a.reshape(-1, a.shape[-1])), amp.operand(b), a.shape)
+            return amp.matmul(self.bf16[0], self.bf16[1]).reshape(a.shape[:-1] + b.shape[1:])
+        self.bf16 = None
         try:
             y = _mm(a, b)
         except ValueError:
@@ -44,6 +50,11 @@ class MatMul(Function):
         return y
 
     def backward(self, gy):
+        if self.bf16 is not None:
+            pa, pb, a_shape = self.bf16
+            g2 = gy.reshape(-1, gy.shape[-1])
+            return (amp.saved_matmul(g2, pb.T).reshape(a_shape) if self.needs_input_grad[0] else None,
+                    amp.saved_matmul(pa.T, g2) if self.needs_input_grad[1] else None)
         a, b = self.saved
         xp = array_module(gy)
         if not gy.flags.c_contiguous:

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from ndiv.autograd import amp
 from ndiv.autograd.function import Function
 from ndiv.device import array_module, is_cuda_array, kernels_for
 
@@ -33,7 +34,11 @@ class Linear(Function):
     def forward(self, x, w, b=None):
         xp = array_module(x)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = xp.matmul(x2, w.T)
+        if amp.active(x2, w):     # bf16 factors, kept for the backward's two products
+            x2, w = amp.operand(x2), amp.operand(w)
+            y = amp.matmul(x2, w.T)
+        else:
+            y = xp.matmul(x2, w.T)
         if b is not None:
             y += b
         self.save_for_backward(x2, w)
@@ -44,10 +49,10 @@ class Linear(Function):
         x2, w = self.saved
         need = self.needs_input_grad
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
-        gx = (g2 @ w).reshape(self.x_shape) if need[0] else None
+        gx = amp.saved_matmul(g2, w).reshape(self.x_shape) if need[0] else None
         gw = gb = None
         if need[1]:
-            gw = g2.T @ x2
+            gw = amp.saved_matmul(g2.T, x2)
         if len(need) > 2 and need[2]:
             gb = g2.sum(axis=0)
         return gx, gw, gb

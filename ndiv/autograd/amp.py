@@ -1,0 +1,107 @@
+"""Mixed precision on the CPU: matrix products in bfloat16, everything else in float32.
+
+    with ndiv.autocast("cpu", dtype="bfloat16"):     # as torch.autocast; per thread, like no_grad
+        loss = loss_fn(model(x), y)
+        loss.backward()
+
+Inside, the matrix products of float32 CPU arrays (nn.Linear, the fused Linear + ReLU, `@` with a
+2-d right operand) round both factors to bfloat16 and
+accumulate in float32 (oneMKL's bf16 GEMM, see ndiv/kernels/cpu/bf16.py), in forward and in
+backward. Unlike torch's autocast, every result stays float32: parameters, gradients, optimizer
+state, reductions, activations and losses are float32 as without autocast; only the GEMMs'
+inputs lose mantissa bits (8 instead of 24). Float64 and complex products are never touched, so
+gradcheck inside autocast checks the float64 arithmetic as outside.
+Models take it as NeuralForecast's `precision="bf16-mixed"`, for their training steps.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+class _Local(threading.local):
+    enabled = False
+
+
+_state = _Local()
+
+
+def is_autocast_enabled() -> bool:
+    return _state.enabled
+
+
+def active(*arrays) -> bool:
+    """Whether a product of these arrays runs in bf16: inside autocast, float32 NumPy arrays."""
+    if not _state.enabled:
+        return False
+    return all(type(a) is np.ndarray and a.dtype == np.float32 for a in arrays)
+
+
+def check_available() -> None:
+    """Raise, with what to install, when MKL's bf16 GEMM cannot be loaded."""
+    from ndiv.kernels.cpu.bf16 import mkl_status
+    ok, why = mkl_status()
+    if not ok:
+        raise RuntimeError(f"bfloat16 matrix products need oneMKL, which ndiv loads from the `mkl` wheel: {why}. "
+                           "Install it with pip install \"ndiv[bf16]\", or train in float32 (precision=32)")
+
+
+class autocast:
+    """Context manager (and decorator): bfloat16 matrix products on the CPU (see the module)."""
+
+    def __init__(self, device_type: str = "cpu", dtype="bfloat16", enabled: bool = True):
+        if device_type != "cpu":
+            raise ValueError(f"autocast: ndiv runs bf16 matrix products on the CPU only, got device_type={device_type!r}; "
+                             "on a GPU train in float32")
+        name = getattr(dtype, "name", None) or str(dtype)
+        if name.replace("torch.", "") not in ("bfloat16", "bf16"):
+            raise ValueError(f"autocast: dtype must be 'bfloat16', got {dtype!r} (float16 GEMMs are not offered on the CPU)")
+        self.enabled = bool(enabled)
+        if self.enabled:
+            check_available()
+
+    def __enter__(self):
+        self.prev = _state.enabled
+        _state.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with autocast(dtype="bfloat16", enabled=self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def matmul(a, b):
+    """a [M, K] @ b [K, N], 2-d arrays or prepared bf16 operands (see operand): bf16 factors
+    inside autocast or when an operand is prepared, the BLAS float32 product otherwise."""
+    from ndiv.kernels.cpu import bf16
+    if isinstance(a, bf16.Prepared) or isinstance(b, bf16.Prepared) or active(a, b):
+        return bf16.gemm_bf16(a, b)
+    return a @ b
+
+
+def operand(x):
+    """x [R, C] as saved for the backward's products: its bf16 form inside autocast (computed once,
+    used by forward and backward), else x itself."""
+    if active(x):
+        from ndiv.kernels.cpu.bf16 import prepare
+        return prepare(x)
+    return x
+
+
+def saved_matmul(a, b):
+    """A backward's product of saved operands: in bf16 when forward ran it in bf16 (an operand is
+    a prepared bf16 matrix), as torch runs a backward op in its forward's dtype."""
+    from ndiv.kernels.cpu import bf16
+    if isinstance(a, bf16.Prepared) or isinstance(b, bf16.Prepared):
+        return bf16.gemm_bf16(a, b)
+    return a @ b
