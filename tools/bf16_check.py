@@ -3,13 +3,15 @@ and the forecast's accuracy over seeds (one thread; run it on an otherwise idle 
 
     python tools/bf16_check.py gemms
     python tools/bf16_check.py steps MLP NHITS TiDE VanillaTransformer --data m4_hourly
+    python tools/bf16_check.py nf MLP NHITS TiDE --data m4_hourly
     python tools/bf16_check.py accuracy MLP NHITS --data air_passengers --seeds 10 --steps 200
 
 gemms: one thread, median ms of [M, K] @ [K, N] float32 with NumPy (OpenBLAS), with ndiv's bf16
 path (both factors rounded by ndiv's kernel, then oneMKL's cblas_gemm_bf16bf16f32), and with
 torch in float32 and in bfloat16 (oneDNN) where torch is installed.
 steps: the median plain training step of each model (NF's defaults, the workload's h and
-input_size) with precision 32 and 'bf16-mixed'.
+input_size) with precision 32 and 'bf16-mixed'; nf: NeuralForecast's marginal step with
+Lightning's precision '32-true' and 'bf16-mixed' (torch's CPU autocast).
 accuracy: the MAE of the forecast on the held-out horizon (AirPassengers' last 12 months; M4
 Hourly's official 48-hour test) per seed for both precisions, their means, standard deviations
 and the difference in combined standard errors.
@@ -89,6 +91,30 @@ def step_ms(name, data, steps, precision):
     return 1e3 * statistics.median([s for s, _ in marks.steps()])
 
 
+def nf_step_ms(name, data, precision, k=5):
+    """NeuralForecast's marginal step (fit(3 + k) - fit(3)) / k, torch with one thread, after a
+    warm-up pair, with Lightning's precision (autocast to bfloat16 on the CPU for 'bf16-mixed')."""
+    import logging
+    import pandas as pd
+    import profile_model as P
+    import torch
+    import neuralforecast.models as M
+    from neuralforecast import NeuralForecast
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(1)
+    df, h, input_size, freq = P.load_data(data)
+    df = pd.DataFrame(df)
+    quiet = dict(enable_progress_bar=False, enable_model_summary=False, logger=False, enable_checkpointing=False,
+                 accelerator="cpu", precision=precision)
+    seconds = {}
+    for steps in (3, 3 + k, 3, 3 + k):
+        t = time.perf_counter()
+        NeuralForecast(models=[getattr(M, name)(h=h, input_size=input_size, max_steps=steps, random_seed=1,
+                                                **quiet)], freq=freq).fit(df)
+        seconds[steps] = time.perf_counter() - t
+    return 1e3 * (seconds[3 + k] - seconds[3]) / k
+
+
 def load_split(data):
     """(train df, test df, h, input_size, freq) with pandas."""
     import pandas as pd
@@ -137,7 +163,7 @@ def accuracy(names, data, seeds, steps):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["gemms", "steps", "accuracy"])
+    ap.add_argument("what", choices=["gemms", "steps", "nf", "accuracy"])
     ap.add_argument("models", nargs="*")
     ap.add_argument("--data", default="air_passengers", choices=["air_passengers", "m4_hourly"])
     ap.add_argument("--steps", type=int, default=None)
@@ -154,6 +180,12 @@ def main(argv=None):
         for name in a.models:
             t32 = step_ms(name, a.data, a.steps or 6, 32)
             t16 = step_ms(name, a.data, a.steps or 6, "bf16-mixed")
+            print(f"| {name} | {a.data} | {t32:.1f} | {t16:.1f} | {t32 / t16:.2f} |", flush=True)
+    elif a.what == "nf":
+        print("| model | data | NF float32 step ms | NF bf16-mixed step ms | float32 / bf16 |")
+        print("|---|---|---|---|---|")
+        for name in a.models:
+            t32, t16 = nf_step_ms(name, a.data, "32-true"), nf_step_ms(name, a.data, "bf16-mixed")
             print(f"| {name} | {a.data} | {t32:.1f} | {t16:.1f} | {t32 / t16:.2f} |", flush=True)
     else:
         accuracy(a.models, a.data, a.seeds, a.steps or 200)

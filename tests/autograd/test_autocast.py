@@ -126,3 +126,35 @@ def test_model_with_bf16_mixed_trains_through_bf16_gemms(monkeypatch):
     assert abs(loss16[0] - loss32[0]) < 0.01 * loss32[0]   # the same start, products to bf16 rounding
     y = p["MLP"] if isinstance(p, dict) else p["MLP"].to_numpy()
     assert np.isfinite(np.asarray(y)).all()
+
+
+@needs_mkl
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_recurrent_layers_inside_autocast_use_bf16_products(cell, monkeypatch):
+    """nn.LSTM/GRU/RNN inside autocast: the input projection (I >= MIN_K) and the recurrent
+    products (H >= MIN_K) run with bf16 factors, forward and backward; the result stays within
+    bf16 rounding of float32."""
+    calls = []
+    real = bf16.gemm_bf16
+    monkeypatch.setattr(bf16, "gemm_bf16", lambda a, b, out=None: calls.append(1) or real(a, b, out=out))
+    rng = np.random.default_rng(5)
+    ndiv.manual_seed(0)
+    layer = getattr(ndiv.nn, cell)(input_size=16, hidden_size=32, num_layers=1, batch_first=True)
+    x = rng.standard_normal((4, 7, 16)).astype(np.float32)
+
+    def run():
+        for p in layer.parameters():
+            p.grad = None
+        xt = ndiv.tensor(x, requires_grad=True)
+        out = layer(xt)[0]
+        (out * out).sum().backward()
+        return out.numpy(), xt.grad, [p.grad.copy() for p in layer.parameters()]
+    y32, gx32, gp32 = run()
+    assert not calls
+    with ndiv.autocast():
+        y16, gx16, gp16 = run()
+    assert len(calls) >= 7 + 7 + 2            # forward steps, backward steps, the projection's products
+    np.testing.assert_allclose(y16, y32, atol=3e-2)
+    np.testing.assert_allclose(gx16, gx32, atol=5e-2 * np.abs(gx32).max())
+    for a, b in zip(gp16, gp32):
+        np.testing.assert_allclose(a, b, atol=5e-2 * np.abs(b).max())

@@ -37,7 +37,8 @@ class LinearAct(Function):
 
     def forward(self, x, w, b, activation="relu"):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        x2, w = amp.operand(x2), amp.operand(w)     # bf16 factors inside autocast
+        use = amp.active(x2, w, k=w.shape[1])
+        x2, w = amp.operand(x2, use), amp.operand(w, use)     # bf16 factors inside autocast
         y = kernels_for(b).linear_act_fwd(amp.matmul(x2, w.T), b, activation)
         self.save_for_backward(x2, w, y if activation == "relu" else None)
         self.x_shape, self.activation = x.shape, activation
@@ -108,10 +109,10 @@ class LSTMSeq(Function):
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
         T, B, I = x.shape
         H4 = w_ih.shape[0]
-        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H4)     # every step's input at once
+        xw = _input_projection(self, x, w_ih, w_hh).reshape(T, B, H4)     # every step's input at once
         if b_ih is not None:
             xw += b_ih + b_hh
-        y, c, gates = kernels_for(x).lstm_seq_fwd(xw, h0, c0, w_hh)
+        y, c, gates = kernels_for(x).lstm_seq_fwd(xw, h0, c0, w_hh, **self.bf16)
         self.save_for_backward(x, h0, c0, w_ih, w_hh, y, c, gates)
         self.has_bias = b_ih is not None
         h_n, c_n = (y[-1].copy(), c[-1].copy()) if T else (h0.copy(), c0.copy())
@@ -119,7 +120,7 @@ class LSTMSeq(Function):
 
     def backward(self, gy, gh_n, gc_n):
         x, h0, c0, w_ih, w_hh, y, c, gates = self.saved
-        gxw, gh0, gc0, gw_hh = kernels_for(x).lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates)
+        gxw, gh0, gc0, gw_hh = kernels_for(x).lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates, **self.bf16)
         return _input_projection_grads(self, x, w_ih, gxw, (gh0, gc0), gw_hh, 2 if self.has_bias else 0)
 
 
@@ -130,17 +131,17 @@ class RNNSeq(Function):
     def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None, relu=False):
         T, B, I = x.shape
         H = w_ih.shape[0]
-        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H)      # every step's input at once
+        xw = _input_projection(self, x, w_ih, w_hh).reshape(T, B, H)      # every step's input at once
         if b_ih is not None:
             xw += b_ih + b_hh
-        y = kernels_for(x).rnn_seq_fwd(xw, h0, w_hh, relu)
+        y = kernels_for(x).rnn_seq_fwd(xw, h0, w_hh, relu, **self.bf16)
         self.save_for_backward(x, h0, w_ih, w_hh, y)
         self.has_bias, self.relu = b_ih is not None, relu
         return y, (y[-1].copy() if T else h0.copy())
 
     def backward(self, gy, gh_n):
         x, h0, w_ih, w_hh, y = self.saved
-        gxw, gh0, gw_hh = kernels_for(x).rnn_seq_bwd(gy, gh_n, h0, w_hh, y, self.relu)
+        gxw, gh0, gw_hh = kernels_for(x).rnn_seq_bwd(gy, gh_n, h0, w_hh, y, self.relu, **self.bf16)
         return _input_projection_grads(self, x, w_ih, gxw, (gh0,), gw_hh, 2 if self.has_bias else 0)
 
 
@@ -152,21 +153,34 @@ class GRUSeq(Function):
     def forward(self, x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
         T, B, I = x.shape
         H3 = w_ih.shape[0]
-        xw = (x.reshape(T * B, I) @ w_ih.T).reshape(T, B, H3)
+        xw = _input_projection(self, x, w_ih, w_hh).reshape(T, B, H3)
         if b_ih is not None:
             xw += b_ih
         else:
             b_hh = _xp(x).zeros(H3, x.dtype)
-        y, gates = kernels_for(x).gru_seq_fwd(xw, h0, w_hh, b_hh)
+        y, gates = kernels_for(x).gru_seq_fwd(xw, h0, w_hh, b_hh, **self.bf16)
         self.save_for_backward(x, h0, w_ih, w_hh, y, gates)
         self.has_bias = b_ih is not None
         return y, (y[-1].copy() if T else h0.copy())
 
     def backward(self, gy, gh_n):
         x, h0, w_ih, w_hh, y, gates = self.saved
-        gxw, gh0, gw_hh, gb_hh = kernels_for(x).gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates)
+        gxw, gh0, gw_hh, gb_hh = kernels_for(x).gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates, **self.bf16)
         grads = _input_projection_grads(self, x, w_ih, gxw, (gh0,), gw_hh, 0)
         return grads + ((gxw.sum(axis=(0, 1)), gb_hh) if self.has_bias else ())
+
+
+def _input_projection(fn, x, w_ih, w_hh):
+    """x [T, B, I] @ w_ih^T -> [T * B, G], one GEMM for every step. Inside ndiv.autocast (float32
+    CPU arrays) it runs with bf16 factors when I >= amp.MIN_K, and the recurrent products when
+    H >= amp.MIN_K (fn.bf16: the kernels' option)."""
+    T, B, I = x.shape
+    fn.bf16 = {"bf16": True} if amp.active(x, w_hh, k=w_hh.shape[1]) else {}
+    x2, w = x.reshape(T * B, I), w_ih
+    if amp.active(x2, w, k=I):
+        x2, w = amp.operand(x2), amp.operand(w)
+    fn.projection = (x2, w)               # as multiplied: the backward's products use the same
+    return amp.matmul(x2, w.T)
 
 
 def _input_projection_grads(fn, x, w_ih, gxw, state_grads, gw_hh, n_bias):
@@ -175,8 +189,9 @@ def _input_projection_grads(fn, x, w_ih, gxw, state_grads, gw_hh, n_bias):
     T, B, I = x.shape
     g2 = gxw.reshape(T * B, -1)
     need = fn.needs_input_grad
-    gx = (g2 @ w_ih).reshape(T, B, I) if need[0] else None
-    gw_ih = g2.T @ x.reshape(T * B, I) if need[1 + len(state_grads)] else None
+    x2, w = fn.projection
+    gx = amp.saved_matmul(g2, w).reshape(T, B, I) if need[0] else None
+    gw_ih = amp.saved_matmul(g2.T, x2) if need[1 + len(state_grads)] else None
     if n_bias:
         gb = g2.sum(axis=0)
         return (gx, *state_grads, gw_ih, gw_hh, gb, gb.copy())

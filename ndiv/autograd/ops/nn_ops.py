@@ -34,7 +34,7 @@ class Linear(Function):
     def forward(self, x, w, b=None):
         xp = array_module(x)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        if amp.active(x2, w):     # bf16 factors, kept for the backward's two products
+        if amp.active(x2, w, k=w.shape[1]):     # bf16 factors, kept for the backward's two products
             x2, w = amp.operand(x2), amp.operand(w)
             y = amp.matmul(x2, w.T)
         else:

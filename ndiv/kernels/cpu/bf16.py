@@ -118,9 +118,10 @@ class Prepared:
         return Prepared(self.bits, _TRANS + _NO_TRANS - self.trans, self.ld, self.shape[::-1])
 
 
-def gemm_bf16(a, b):
+def gemm_bf16(a, b, out=None):
     """a [M, K] @ b [K, N] -> float32 [M, N]: a and b (float32 arrays of any strides, or prepare()d)
-    rounded to bfloat16, products accumulated in float32 by MKL."""
+    rounded to bfloat16, products accumulated in float32 by MKL; into out (C-contiguous float32
+    [M, N]) when given."""
     lib = _load()
     if isinstance(lib, str):
         raise RuntimeError(f"bf16 matmul needs oneMKL: {lib}. Install it with pip install \"ndiv[bf16]\"")
@@ -129,7 +130,9 @@ def gemm_bf16(a, b):
     (m, k), (k2, n) = pa.shape, pb.shape
     if k != k2:
         raise ValueError(f"gemm_bf16: shapes {pa.shape} and {pb.shape} are not aligned")
-    c = np.empty((m, n), np.float32)
+    if out is not None and (out.shape != (m, n) or out.dtype != np.float32 or not out.flags.c_contiguous):
+        raise ValueError(f"gemm_bf16: out must be a C-contiguous float32 array of shape {(m, n)}")
+    c = np.empty((m, n), np.float32) if out is None else out
     if m and n:
         if k == 0:
             c[...] = 0

@@ -24,9 +24,13 @@ def from_bf16(u):
     return (np.asarray(u, dtype=np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
-def gemm_bf16(a, b):
+def gemm_bf16(a, b, out=None):
     """a [M, K] @ b [K, N] float32 with both factors rounded to bfloat16 and the products summed
-    exactly (float64 here; float32 accumulation in MKL) -> float32 [M, N]."""
+    exactly (float64 here; float32 accumulation in MKL) -> float32 [M, N] (into out if given)."""
     a64 = from_bf16(to_bf16(a)).astype(np.float64)
     b64 = from_bf16(to_bf16(b)).astype(np.float64)
-    return (a64 @ b64).astype(np.float32)
+    c = (a64 @ b64).astype(np.float32)
+    if out is None:
+        return c
+    out[...] = c
+    return out

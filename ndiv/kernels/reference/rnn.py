@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ndiv.kernels.reference.bf16 import gemm_bf16
+
+
+def _mm(a, b, bf16):
+    """a @ b; with bfloat16 factors when bf16 (ndiv.autocast)."""
+    return gemm_bf16(a, b) if bf16 else a @ b
+
 
 def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def lstm_seq_fwd(xw, h0, c0, w_hh):
+def lstm_seq_fwd(xw, h0, c0, w_hh, bf16=False):
     """xw [T, B, 4H]; h0, c0 [B, H]; w_hh [4H, H] -> y [T, B, H], c [T, B, H], gates [T, B, 4H].
 
     gates holds the activated i, f, g, o of each step (PyTorch's order); y and c are the hidden
@@ -26,7 +33,7 @@ def lstm_seq_fwd(xw, h0, c0, w_hh):
     gates = np.empty((T, B, H4), xw.dtype)
     h_prev, c_prev = h0, c0
     for t in range(T):
-        a = xw[t] + h_prev @ w_hh.T
+        a = xw[t] + _mm(h_prev, w_hh.T, bf16)
         i, f, g, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
         c[t] = f * c_prev + i * g
         y[t] = o * np.tanh(c[t])
@@ -35,7 +42,7 @@ def lstm_seq_fwd(xw, h0, c0, w_hh):
     return y, c, gates
 
 
-def lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates):
+def lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates, bf16=False):
     """Backprop through time for lstm_seq_fwd.
 
     gy [T, B, H] (gradient of y); gh_n, gc_n [B, H] (gradients of the last h and c); h0, c0,
@@ -56,13 +63,13 @@ def lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates):
         gxw[t] = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
                                  dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
         dc = dc * f
-        dh = gxw[t] @ w_hh
+        dh = _mm(gxw[t], w_hh, bf16)
     h_prev = np.concatenate([h0[None], y], axis=0)[:T]
-    gw_hh = gxw.reshape(T * B, H4).T @ h_prev.reshape(T * B, H)
+    gw_hh = _mm(gxw.reshape(T * B, H4).T, h_prev.reshape(T * B, H), bf16)
     return gxw, dh, dc, gw_hh
 
 
-def gru_seq_fwd(xw, h0, w_hh, b_hh):
+def gru_seq_fwd(xw, h0, w_hh, b_hh, bf16=False):
     """xw [T, B, 3H] (= x @ W_ih^T + b_ih); h0 [B, H]; w_hh [3H, H]; b_hh [3H]
     -> y [T, B, H], gates [T, B, 4H] holding r, z, n and hn = W_hn h + b_hn of each step.
 
@@ -75,7 +82,7 @@ def gru_seq_fwd(xw, h0, w_hh, b_hh):
     gates = np.empty((T, B, 4 * H), xw.dtype)
     h_prev = h0
     for t in range(T):
-        hw = h_prev @ w_hh.T + b_hh
+        hw = _mm(h_prev, w_hh.T, bf16) + b_hh
         r = _sigmoid(xw[t, :, :H] + hw[:, :H])
         z = _sigmoid(xw[t, :, H:2 * H] + hw[:, H:2 * H])
         n = np.tanh(xw[t, :, 2 * H:] + r * hw[:, 2 * H:])
@@ -85,7 +92,7 @@ def gru_seq_fwd(xw, h0, w_hh, b_hh):
     return y, gates
 
 
-def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
+def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates, bf16=False):
     """Backprop through time for gru_seq_fwd.
 
     gy [T, B, H]; gh_n [B, H]; h0, w_hh as in forward; y, gates from forward
@@ -105,26 +112,26 @@ def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
         dz = dh * (h_prev - n) * z * (1 - z)
         gxw[t] = np.concatenate([dr, dz, dn], axis=1)
         ghw[t] = np.concatenate([dr, dz, dn * r], axis=1)
-        dh = dh * z + ghw[t] @ w_hh
+        dh = dh * z + _mm(ghw[t], w_hh, bf16)
     h_prev = np.concatenate([h0[None], y], axis=0)[:T]
-    gw_hh = ghw.reshape(T * B, 3 * H).T @ h_prev.reshape(T * B, H)
+    gw_hh = _mm(ghw.reshape(T * B, 3 * H).T, h_prev.reshape(T * B, H), bf16)
     return gxw, dh, gw_hh, ghw.sum(axis=(0, 1))
 
 
-def rnn_seq_fwd(xw, h0, w_hh, relu):
+def rnn_seq_fwd(xw, h0, w_hh, relu, bf16=False):
     """xw [T, B, H] (= x @ W_ih^T + b_ih + b_hh); h0 [B, H]; w_hh [H, H]; relu: bool
     -> y [T, B, H] with h_t = act(xw_t + h_{t-1} @ W_hh^T), act tanh or relu (PyTorch's nn.RNN)."""
     T, B, H = xw.shape
     y = np.empty((T, B, H), xw.dtype)
     h_prev = h0
     for t in range(T):
-        pre = xw[t] + h_prev @ w_hh.T
+        pre = xw[t] + _mm(h_prev, w_hh.T, bf16)
         y[t] = np.maximum(pre, 0) if relu else np.tanh(pre)       # maximum keeps a nan, as torch.relu
         h_prev = y[t]
     return y
 
 
-def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
+def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu, bf16=False):
     """Backprop through time for rnn_seq_fwd. gy [T, B, H]; gh_n [B, H]; h0, w_hh, relu as in
     forward; y from forward -> gxw [T, B, H] (gradient of xw, also of each bias), gh0 [B, H],
     gw_hh [H, H]. relu' is torch's threshold_backward on the output: 0 where y <= 0, else 1
@@ -135,7 +142,7 @@ def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
     for t in range(T - 1, -1, -1):
         dh = dh + gy[t]
         gxw[t] = np.where(y[t] <= 0, 0, dh) if relu else dh * (1 - y[t] * y[t])
-        dh = gxw[t] @ w_hh
+        dh = _mm(gxw[t], w_hh, bf16)
     h_prev = np.concatenate([h0[None], y], axis=0)[:T]
-    gw_hh = gxw.reshape(T * B, H).T @ h_prev.reshape(T * B, H)
+    gw_hh = _mm(gxw.reshape(T * B, H).T, h_prev.reshape(T * B, H), bf16)
     return gxw, dh, gw_hh
