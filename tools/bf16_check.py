@@ -129,19 +129,19 @@ def load_split(data):
     return train, test, h, input_size, freq
 
 
-def accuracy(names, data, seeds, steps):
+def accuracy(names, data, seeds, steps, kw=None):
     import numpy as np
     import ndiv
     import ndiv.models
     train, test, h, input_size, freq = load_split(data)
-    print(f"{data}: h={h} input_size={input_size} {steps} steps, seeds 1..{seeds}, one thread")
+    print(f"{data}: h={h} input_size={input_size} {steps} steps, seeds 1..{seeds}, one thread, options {kw or {}}")
     for name in names:
         maes = {}
         for precision in (32, "bf16-mixed"):
             maes[precision] = []
             for seed in range(1, seeds + 1):
                 model = ndiv.models.MODELS[name](h=h, input_size=input_size, max_steps=steps, random_seed=seed,
-                                                 precision=precision, enable_progress_bar=False)
+                                                 precision=precision, enable_progress_bar=False, **(kw or {}))
                 fc = ndiv.Forecaster([model], freq=freq)
                 t = time.perf_counter()
                 fc.fit(train)
@@ -168,6 +168,7 @@ def main(argv=None):
     ap.add_argument("--data", default="air_passengers", choices=["air_passengers", "m4_hourly"])
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--kw", default="{}", help="model options as JSON, e.g. '{\"scaler_type\": \"robust\"}'")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import ndiv
@@ -188,7 +189,8 @@ def main(argv=None):
             t32, t16 = nf_step_ms(name, a.data, "32-true"), nf_step_ms(name, a.data, "bf16-mixed")
             print(f"| {name} | {a.data} | {t32:.1f} | {t16:.1f} | {t32 / t16:.2f} |", flush=True)
     else:
-        accuracy(a.models, a.data, a.seeds, a.steps or 200)
+        import json
+        accuracy(a.models, a.data, a.seeds, a.steps or 200, json.loads(a.kw))
 
 
 if __name__ == "__main__":

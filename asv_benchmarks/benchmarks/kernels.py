@@ -298,3 +298,45 @@ class LinearReLU(_Case):
 
     def torch_fn(self, torch, x, w, b, shape):
         return torch.relu(torch.nn.functional.linear(x, w, b))
+
+
+class LinearBF16:
+    """nn.Linear forward + backward in float32 and with bfloat16 GEMM factors (ndiv.autocast /
+    torch.autocast on the CPU, NF's precision='bf16-mixed'); params: backend, (rows, in, out)."""
+    params = (["ndiv", "ndiv_bf16", "torch", "torch_bf16"], ["1024x1024x1024", "12288x128x512", "1024x96x1024"])
+    param_names = ["backend", "shape"]
+
+    def setup(self, backend, shape):
+        _threads()
+        N, I, O = (int(v) for v in shape.split("x"))
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((N, I)).astype(np.float32)
+        w = (rng.standard_normal((O, I)) / math.sqrt(I)).astype(np.float32)
+        b = np.zeros(O, np.float32)
+        if backend.startswith("torch"):
+            torch = _torch()
+            self.inputs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+            ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if backend == "torch_bf16" else None
+            lin = lambda x, w, b: torch.nn.functional.linear(x, w, b)  # noqa: E731
+        else:
+            import ndiv
+            from ndiv.kernels.cpu.bf16 import mkl_status
+            if backend == "ndiv_bf16" and not mkl_status()[0]:
+                raise NotImplementedError("oneMKL is not installed (pip install 'ndiv[bf16]')")
+            self.inputs = [ndiv.tensor(a, requires_grad=True) for a in (x, w, b)]
+            ctx = (lambda: ndiv.autocast("cpu", dtype="bfloat16")) if backend == "ndiv_bf16" else None
+            from ndiv.nn.functional import linear as lin
+        self.run = lambda: lin(*self.inputs)
+        self.ctx = ctx
+        self.time_fwd_bwd(backend, shape)
+
+    def time_fwd_bwd(self, backend, shape):
+        if self.ctx is None:
+            y = self.run()
+            y.float().sum().backward() if hasattr(y, "float") else y.sum().backward()
+        else:
+            with self.ctx():
+                y = self.run()
+                (y.float().sum() if hasattr(y, "float") else y.sum()).backward()
+        for t in self.inputs:
+            t.grad = None

@@ -158,3 +158,28 @@ def test_recurrent_layers_inside_autocast_use_bf16_products(cell, monkeypatch):
     np.testing.assert_allclose(gx16, gx32, atol=5e-2 * np.abs(gx32).max())
     for a, b in zip(gp16, gp32):
         np.testing.assert_allclose(a, b, atol=5e-2 * np.abs(b).max())
+
+
+@needs_mkl
+def test_bf16_mixed_model_saves_and_loads_with_its_precision(tmp_path):
+    from ndiv import Forecaster
+    from ndiv.datasets import load_air_passengers
+    from ndiv.models import NHITS
+    fc = Forecaster([NHITS(h=12, input_size=24, max_steps=5, precision="bf16-mixed")], freq="MS")
+    fc.fit(load_air_passengers())
+    fc.save(str(tmp_path / "fc"))
+    loaded = Forecaster.load(str(tmp_path / "fc"))
+    assert loaded.models[0].bf16_mixed and loaded.models[0].hparams.get("precision") == "bf16-mixed"
+    a, b = fc.predict(), loaded.predict()
+    np.testing.assert_array_equal(np.asarray(a["NHITS"]), np.asarray(b["NHITS"]))
+
+
+@needs_mkl
+def test_products_with_a_small_inner_size_stay_float32():
+    from ndiv.autograd import amp
+    x, w, b, _ = _arrays(i=amp.MIN_K - 1)
+    with ndiv.autocast():
+        y = F.linear(ndiv.tensor(x), ndiv.tensor(w), ndiv.tensor(b)).numpy()
+        z = (ndiv.tensor(x) @ ndiv.tensor(w.T.copy())).numpy()
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(z, x @ w.T, rtol=1e-6, atol=1e-6)

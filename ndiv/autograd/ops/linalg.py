@@ -34,7 +34,7 @@ def _swap_last(x):
 class MatMul(Function):
     """a @ b with NumPy's matmul rules (1-d operands, batch broadcasting)."""
     def forward(self, a, b):
-        if b.ndim == 2 and a.ndim >= 2 and a.shape[-1] == b.shape[0] and amp.active(a, b):
+        if b.ndim == 2 and a.ndim >= 2 and a.shape[-1] == b.shape[0] and amp.active(a, b, k=b.shape[0]):
             # bf16 factors (inside ndiv.autocast): [..., K] @ [K, N] as one 2-d product
             self.bf16 = (amp.operand(a.reshape(-1, a.shape[-1])), amp.operand(b), a.shape)
             return amp.matmul(self.bf16[0], self.bf16[1]).reshape(a.shape[:-1] + b.shape[1:])
