@@ -310,7 +310,7 @@ class Instrumented:
                     self._set(cls, name, target)
         # module-level helpers of the ops and the kernels' Python wrappers: GEMMs rewritten
         for mod in ndiv_modules:
-            if not (mod.__name__.startswith("ndiv.autograd.ops") or mod.__name__.startswith("ndiv.kernels.cpu")):
+            if not (mod.__name__.startswith(("ndiv.autograd.ops", "ndiv.kernels.cpu")) or mod.__name__ == "ndiv.autograd.amp"):
                 continue
             for name, fn in list(vars(mod).items()):
                 if isinstance(fn, types.FunctionType) and fn.__module__ == mod.__name__ and id(fn) not in replaced:
@@ -556,6 +556,7 @@ def main(argv=None) -> int:
     else:
         print("note: NumPy was already loaded; --threads applies to Numba only", file=sys.stderr)
     sys.path.insert(0, ROOT)
+    import ndiv  # noqa: F401  (before Numba starts its threads: ndiv sets their wait policy)
     import numba
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     import ndiv.models

@@ -34,6 +34,7 @@ def require_torch():
 def limit_threads() -> None:
     """Numba's thread pool to THREADS (NUMBA_NUM_THREADS caps it when set before numba loads)."""
     try:
+        import ndiv  # noqa: F401  (before Numba starts its threads: ndiv sets their wait policy)
         import numba
     except ImportError:
         return

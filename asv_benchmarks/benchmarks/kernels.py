@@ -20,6 +20,7 @@ THREADS = 2
 
 
 def _threads():
+    import ndiv  # noqa: F401  (before Numba starts its threads: ndiv sets their wait policy)
     import numba
     numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
 
