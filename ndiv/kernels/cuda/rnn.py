@@ -107,8 +107,14 @@ extern "C" __global__ void rnn_step_bwd(const T* gy, const T* y, const T* dh, T*
 VARIANTS = [("float32", {}), ("float64", {})]
 
 
-def lstm_seq_fwd(xw, h0, c0, w_hh):
+def _no_bf16(bf16):
+    if bf16:
+        raise ValueError("bf16 products (ndiv.autocast) run on the CPU only; on a GPU train in float32")
+
+
+def lstm_seq_fwd(xw, h0, c0, w_hh, bf16=False):
     """xw [T, B, 4H]; h0, c0 [B, H]; w_hh [4H, H] -> y [T, B, H], c [T, B, H], gates [T, B, 4H]."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H4 = xw.shape
     H = H4 // 4
@@ -126,9 +132,10 @@ def lstm_seq_fwd(xw, h0, c0, w_hh):
     return y, c, gates
 
 
-def lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates):
+def lstm_seq_bwd(gy, gh_n, gc_n, h0, c0, w_hh, y, c, gates, bf16=False):
     """gy [T, B, H]; gh_n, gc_n [B, H]; h0, c0 [B, H]; w_hh [4H, H]; y, c, gates from forward
     -> gxw [T, B, 4H], gh0 [B, H], gc0 [B, H], gw_hh [4H, H]."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H4 = gates.shape
     H = H4 // 4
@@ -159,8 +166,9 @@ def _weight_grad(g, h0, y):
     return gw
 
 
-def gru_seq_fwd(xw, h0, w_hh, b_hh):
+def gru_seq_fwd(xw, h0, w_hh, b_hh, bf16=False):
     """xw [T, B, 3H]; h0 [B, H]; w_hh [3H, H]; b_hh [3H] -> y [T, B, H], gates [T, B, 4H] (r, z, n, hn)."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H3 = xw.shape
     H = H3 // 3
@@ -179,9 +187,10 @@ def gru_seq_fwd(xw, h0, w_hh, b_hh):
     return y, gates
 
 
-def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
+def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates, bf16=False):
     """gy [T, B, H]; gh_n [B, H]; h0 [B, H]; w_hh [3H, H]; y, gates from forward
     -> gxw [T, B, 3H], gh0 [B, H], gw_hh [3H, H], gb_hh [3H]."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H4 = gates.shape
     H = H4 // 4
@@ -201,8 +210,9 @@ def gru_seq_bwd(gy, gh_n, h0, w_hh, y, gates):
     return gxw, carry + rec, _weight_grad(ghw, h0, y), ghw.sum(axis=(0, 1))
 
 
-def rnn_seq_fwd(xw, h0, w_hh, relu):
+def rnn_seq_fwd(xw, h0, w_hh, relu, bf16=False):
     """xw [T, B, H] (both biases included); h0 [B, H]; w_hh [H, H]; relu: bool -> y [T, B, H]."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H = xw.shape
     dt = xw.dtype
@@ -218,9 +228,10 @@ def rnn_seq_fwd(xw, h0, w_hh, relu):
     return y
 
 
-def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu):
+def rnn_seq_bwd(gy, gh_n, h0, w_hh, y, relu, bf16=False):
     """gy [T, B, H]; gh_n [B, H]; h0 [B, H]; w_hh [H, H]; y from forward; relu: bool
     -> gxw [T, B, H], gh0 [B, H], gw_hh [H, H]."""
+    _no_bf16(bf16)
     cp = get_cupy()
     T, B, H = y.shape
     dt = y.dtype
