@@ -5,8 +5,8 @@
         loss.backward()
 
 Inside, the matrix products of float32 CPU arrays (nn.Linear, the fused Linear + ReLU, `@` with a
-2-d right operand) round both factors to bfloat16 and
-accumulate in float32 (oneMKL's bf16 GEMM, see ndiv/kernels/cpu/bf16.py), in forward and in
+2-d right operand, the LSTM/GRU/RNN input and recurrent products; inner size >= MIN_K) round
+both factors to bfloat16 and accumulate in float32 (oneMKL's bf16 GEMM, see ndiv/kernels/cpu/bf16.py), in forward and in
 backward. Unlike torch's autocast, every result stays float32: parameters, gradients, optimizer
 state, reductions, activations and losses are float32 as without autocast; only the GEMMs'
 inputs lose mantissa bits (8 instead of 24). Float64 and complex products are never touched, so
@@ -86,28 +86,21 @@ class autocast:
         return wrapper
 
 
+_bf16 = None      # ndiv.kernels.cpu.bf16 once an operand was prepared (no import on the float32 path)
+
+
+def operand(x):
+    """x [R, C] rounded to bf16 once (ndiv.kernels.cpu.bf16.prepare), for the forward's product
+    and the backward's two; callers decide with active() first."""
+    global _bf16
+    from ndiv.kernels.cpu import bf16
+    _bf16 = bf16
+    return bf16.prepare(x)
+
+
 def matmul(a, b):
-    """a [M, K] @ b [K, N], 2-d arrays or prepared bf16 operands (see operand): bf16 factors
-    inside autocast or when an operand is prepared, the BLAS float32 product otherwise."""
-    from ndiv.kernels.cpu import bf16
-    if isinstance(a, bf16.Prepared) or isinstance(b, bf16.Prepared) or active(a, b, k=a.shape[-1]):
-        return bf16.gemm_bf16(a, b)
-    return a @ b
-
-
-def operand(x, use=True):
-    """x [R, C] as saved for the backward's products: its bf16 form inside autocast (computed once,
-    used by forward and backward) when use, else x itself."""
-    if use and active(x):
-        from ndiv.kernels.cpu.bf16 import prepare
-        return prepare(x)
-    return x
-
-
-def saved_matmul(a, b):
-    """A backward's product of saved operands: in bf16 when forward ran it in bf16 (an operand is
-    a prepared bf16 matrix), as torch runs a backward op in its forward's dtype."""
-    from ndiv.kernels.cpu import bf16
-    if isinstance(a, bf16.Prepared) or isinstance(b, bf16.Prepared):
-        return bf16.gemm_bf16(a, b)
+    """a [M, K] @ b [K, N], 2-d arrays or operand()s: bf16 factors when an operand was prepared
+    (so a backward runs its products in its forward's precision, as torch), else BLAS float32."""
+    if _bf16 is not None and (isinstance(a, _bf16.Prepared) or isinstance(b, _bf16.Prepared)):
+        return _bf16.gemm_bf16(a, b)
     return a @ b

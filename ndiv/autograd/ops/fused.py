@@ -37,8 +37,8 @@ class LinearAct(Function):
 
     def forward(self, x, w, b, activation="relu"):
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        use = amp.active(x2, w, k=w.shape[1])
-        x2, w = amp.operand(x2, use), amp.operand(w, use)     # bf16 factors inside autocast
+        if amp.active(x2, w, k=w.shape[1]):     # bf16 factors inside autocast
+            x2, w = amp.operand(x2), amp.operand(w)
         y = kernels_for(b).linear_act_fwd(amp.matmul(x2, w.T), b, activation)
         self.save_for_backward(x2, w, y if activation == "relu" else None)
         self.x_shape, self.activation = x.shape, activation
@@ -49,8 +49,8 @@ class LinearAct(Function):
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
         g, gb = kernels_for(gy).linear_act_bwd(g2, g2 if y is None else y, self.activation)
         need = self.needs_input_grad
-        gx = amp.saved_matmul(g, w).reshape(self.x_shape) if need[0] else None
-        return gx, (amp.saved_matmul(g.T, x2) if need[1] else None), (gb if need[2] else None)
+        gx = amp.matmul(g, w).reshape(self.x_shape) if need[0] else None
+        return gx, (amp.matmul(g.T, x2) if need[1] else None), (gb if need[2] else None)
 
 
 def linear_act(x, weight, bias, activation: str = "relu"):
@@ -190,8 +190,8 @@ def _input_projection_grads(fn, x, w_ih, gxw, state_grads, gw_hh, n_bias):
     g2 = gxw.reshape(T * B, -1)
     need = fn.needs_input_grad
     x2, w = fn.projection
-    gx = amp.saved_matmul(g2, w).reshape(T, B, I) if need[0] else None
-    gw_ih = amp.saved_matmul(g2.T, x2) if need[1 + len(state_grads)] else None
+    gx = amp.matmul(g2, w).reshape(T, B, I) if need[0] else None
+    gw_ih = amp.matmul(g2.T, x2) if need[1 + len(state_grads)] else None
     if n_bias:
         gb = g2.sum(axis=0)
         return (gx, *state_grads, gw_ih, gw_hh, gb, gb.copy())

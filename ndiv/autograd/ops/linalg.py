@@ -53,8 +53,8 @@ class MatMul(Function):
         if self.bf16 is not None:
             pa, pb, a_shape = self.bf16
             g2 = gy.reshape(-1, gy.shape[-1])
-            return (amp.saved_matmul(g2, pb.T).reshape(a_shape) if self.needs_input_grad[0] else None,
-                    amp.saved_matmul(pa.T, g2) if self.needs_input_grad[1] else None)
+            return (amp.matmul(g2, pb.T).reshape(a_shape) if self.needs_input_grad[0] else None,
+                    amp.matmul(pa.T, g2) if self.needs_input_grad[1] else None)
         a, b = self.saved
         xp = array_module(gy)
         if not gy.flags.c_contiguous:

@@ -32,13 +32,10 @@ class Linear(Function):
     """
 
     def forward(self, x, w, b=None):
-        xp = array_module(x)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         if amp.active(x2, w, k=w.shape[1]):     # bf16 factors, kept for the backward's two products
             x2, w = amp.operand(x2), amp.operand(w)
-            y = amp.matmul(x2, w.T)
-        else:
-            y = xp.matmul(x2, w.T)
+        y = amp.matmul(x2, w.T)
         if b is not None:
             y += b
         self.save_for_backward(x2, w)
@@ -49,10 +46,10 @@ class Linear(Function):
         x2, w = self.saved
         need = self.needs_input_grad
         g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
-        gx = amp.saved_matmul(g2, w).reshape(self.x_shape) if need[0] else None
+        gx = amp.matmul(g2, w).reshape(self.x_shape) if need[0] else None
         gw = gb = None
         if need[1]:
-            gw = amp.saved_matmul(g2.T, x2)
+            gw = amp.matmul(g2.T, x2)
         if len(need) > 2 and need[2]:
             gb = g2.sum(axis=0)
         return gx, gw, gb
