@@ -93,6 +93,7 @@ SHARED_RULES = dict(
     exclude_insample_y=BOOL_OR_NONE,        # NF types these Union[bool, None]; None is False
     drop_last_loader=BOOL_OR_NONE,
     dedupe_windows=BOOL,
+    restore_best_weights=BOOL,
     enable_progress_bar=BOOL_OR_NONE,
     n_series=POSITIVE_INT_OR_NONE,
     futr_exog_list=EXOG_LIST,

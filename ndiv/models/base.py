@@ -43,6 +43,7 @@ SHARED_DEFAULTS = dict(
     learning_rate=1e-3,
     num_lr_decays=-1,               # > 0: halve the lr num_lr_decays times, evenly over max_steps
     early_stop_patience_steps=-1,   # > 0: stop after that many validation checks without improvement
+    restore_best_weights=False,     # True: end the fit with the weights of the best validation check
     val_check_steps=100,
     batch_size=32,                  # series per step
     valid_batch_size=None,
@@ -144,7 +145,7 @@ class BaseModel(nn.Module):
                   "windows_batch_size", "start_padding_enabled", "training_data_availability_threshold",
                   "step_size", "scaler_type", "exclude_insample_y", "random_seed", "drop_last_loader", "alias",
                   "optimizer", "optimizer_kwargs", "lr_scheduler", "lr_scheduler_kwargs", "gradient_clip_val",
-                  "enable_progress_bar", "dedupe_windows"):
+                  "enable_progress_bar", "dedupe_windows", "restore_best_weights"):
             setattr(self, k, opts[k])
         if self.random_seed is None:  # NeuralForecast (Lightning's seed_everything(None)) seeds 0
             self.random_seed = 0
@@ -312,6 +313,9 @@ class BaseModel(nn.Module):
         if self.early_stop_patience_steps > 0 and self.val_size == 0:
             raise ValueError(f"{self}: early_stop_patience_steps={self.early_stop_patience_steps} needs "
                              "a validation set: pass val_size > 0 to fit")
+        if self.restore_best_weights and self.val_size == 0:
+            raise ValueError(f"{self}: restore_best_weights=True keeps the weights of the best validation check and "
+                             "needs a validation set: pass val_size > 0 to fit")
         if self.drop_last_loader and not self.MULTIVARIATE:  # NF's loaders would then be empty
             for what, size in (("batch_size", self.batch_size), ("valid_batch_size", self.valid_batch_size)):
                 if dataset.n_series < size and (what == "batch_size" or self.val_size > 0):
@@ -346,7 +350,7 @@ class BaseModel(nn.Module):
     def _train_loop(self, dataset, sampler, opt, sched, bar, win_hist, win_futr, dedupe) -> None:
         """fit_dataset's steps: sample, forward, loss, backward, optimizer; validation checks and
         early stopping every val_check_steps."""
-        best, bad_checks = math.inf, 0
+        best, bad_checks, best_state = math.inf, 0, None
         for step in range(1, self.max_steps + 1):
             batch = sampler.sample(scaler=self.scaler, hist_exog_list=win_hist,
                                    futr_exog_list=win_futr, stat_exog_list=self.stat_exog_list,
@@ -373,13 +377,16 @@ class BaseModel(nn.Module):
                 self.valid_trajectories.append((step, valid))
                 if self._validation_callback is not None:   # ndiv.auto's pruner: raises to stop
                     self._validation_callback(step, valid)
-                if self.early_stop_patience_steps > 0:
-                    if valid < best:
-                        best, bad_checks = valid, 0
-                    else:
-                        bad_checks += 1
-                        if bad_checks >= self.early_stop_patience_steps:
-                            break
+                if valid < best:
+                    best, bad_checks = valid, 0
+                    if self.restore_best_weights:
+                        best_state = {k: v.copy() for k, v in self.state_dict().items()}
+                elif self.early_stop_patience_steps > 0:
+                    bad_checks += 1
+                    if bad_checks >= self.early_stop_patience_steps:
+                        break
+        if best_state is not None:      # the papers' checkpoint reload (Lightning's ModelCheckpoint)
+            self.load_state_dict(best_state)
 
     def _check_data(self, dataset):
         name = str(self)

@@ -124,3 +124,23 @@ def test_drop_last_loader_drops_each_epochs_incomplete_batch():
     assert not np.array_equal(a["MLP"], b["MLP"])
     with pytest.raises(ValueError, match=r"MLP: drop_last_loader=True drops every batch: batch_size=32 is more than the 3 series"):
         ndiv.Forecaster([small(drop_last_loader=True)], freq=1).fit(data)
+
+
+def test_restore_best_weights_ends_with_the_best_validation_checks_weights():
+    data = series(n_series=3)
+    kw = dict(max_steps=12, val_check_steps=2, learning_rate=0.05)
+    kept, last = small(restore_best_weights=True, **kw), small(**kw)
+    fc = ndiv.Forecaster([kept], freq=1).fit(data, val_size=4)
+    fc_last = ndiv.Forecaster([last], freq=1).fit(data, val_size=4)
+    checks = [v for _, v in kept.valid_trajectories]
+    # same seed, same steps: the same checks; the options overshoot, so the best check is not the last
+    assert len(checks) == 6 and [v for _, v in last.valid_trajectories] == checks
+    assert checks.index(min(checks)) < len(checks) - 1
+    assert kept.validate(fc._dataset) == pytest.approx(min(checks), rel=1e-6)
+    assert last.validate(fc_last._dataset) == pytest.approx(checks[-1], rel=1e-6)
+    assert not np.array_equal(fc.predict()["MLP"], fc_last.predict()["MLP"])
+
+
+def test_restore_best_weights_needs_a_validation_set():
+    with pytest.raises(ValueError, match=r"MLP: restore_best_weights=True .* needs a validation set: pass val_size > 0"):
+        ndiv.Forecaster([small(restore_best_weights=True)], freq=1).fit(series())
