@@ -1,6 +1,7 @@
 """Shared pieces of the benchmark scripts: data loading with the papers' splits, the
 competitions' metrics (M4 sMAPE / MASE / OWA against Naive2, tourism MAPE), and a resumable
-results store (JSON + CSV under experiments/results/).
+results store (JSON + CSV under experiments/results/). The loaders and M4 metrics are the
+package's (ndiv.datasets.load_long_horizon, ndiv.metrics), under the scripts' names here.
 
 Not part of the installed package: run the scripts from the repository root,
 `python experiments/long_horizon.py --quick`.
@@ -33,57 +34,22 @@ def data_root() -> Path:
     raise FileNotFoundError("no shared data folder: set NDIV_DATA, or put it at /work/shared/data or ../shared/data")
 
 
-# file, split kind ('ett-h', 'ett-m' or 'custom'), periods: see each data README ("Usual split")
-WIDE = {
-    "ETTh1": ("ett/ETTh1.csv", "ett-h"), "ETTh2": ("ett/ETTh2.csv", "ett-h"),
-    "ETTm1": ("ett/ETTm1.csv.gz", "ett-m"), "ETTm2": ("ett/ETTm2.csv.gz", "ett-m"),
-    "weather": ("weather/weather.csv.gz", "custom"),
-    "exchange_rate": ("exchange_rate/exchange_rate.csv", "custom"),
-    "illness": ("illness/national_illness.csv", "custom"),
-}
+# the long-horizon tables, split and scaled as in the papers, and the M4 metrics live in the package
+# (ndiv.datasets.long_horizon, ndiv.metrics); the names below keep the scripts' calls working
+from ndiv import datasets as _datasets, metrics as _metrics  # noqa: E402
+
+WIDE = _datasets.LONG_HORIZON              # name -> (file under data_root(), split kind)
+split_borders, wide_to_long = _datasets.split_borders, _datasets.wide_to_long
+smape_m4, seasonality_test, naive2 = _metrics.m4_smape, _metrics.seasonality_test, _metrics.naive2
+m4_scores, owa = _metrics.m4_scores, _metrics.owa
 
 
-def split_borders(n_rows: int, kind: str) -> tuple[int, int, int]:
-    """(train_end, val_end, test_end) row indices of the Informer/Autoformer/DLinear split:
-    ETT 12/4/4 months (30-day months), the others 70/10/20% in time order (the 'custom'
-    loader: n_train = int(0.7 n), n_test = int(0.2 n), val the rest)."""
-    if kind == "ett-h":
-        m = 30 * 24
-        return 12 * m, 16 * m, 20 * m
-    if kind == "ett-m":
-        m = 30 * 24 * 4
-        return 12 * m, 16 * m, 20 * m
-    n_train, n_test = int(n_rows * 0.7), int(n_rows * 0.2)
-    return n_train, n_rows - n_test, n_rows
-
-
-def load_wide(name: str, max_rows: int | None = None):
-    """A long-horizon dataset as z-scored values [T, C] (mean/std of the train rows, ddof=0, as
-    sklearn's StandardScaler in the papers' loaders), the channel names and the split borders.
-    Rows past the test end (ETT's unused tail) are dropped. max_rows (quick mode): keep the
-    first rows only and split them 70/10/20."""
-    import pandas as pd
-
-    path, kind = WIDE[name]
-    df = pd.read_csv(data_root() / path)
-    values = df.iloc[:, 1:].to_numpy(np.float64)          # the papers' 'M' setting: every column but date
-    cols = [str(c) for c in df.columns[1:]]
-    if max_rows is not None:
-        values, kind = values[:max_rows], "custom"
-    train_end, val_end, test_end = split_borders(len(values), kind)
-    values = values[:test_end]
-    mu, sd = values[:train_end].mean(0), values[:train_end].std(0)
-    return (values - mu) / np.where(sd == 0, 1.0, sd), cols, (train_end, val_end, test_end)
-
-
-def wide_to_long(values: np.ndarray, cols):
-    """Channel-independent long frame: every column of [T, C] is a series (unique_id = column
-    name, integer ds 0..T-1)."""
-    import pandas as pd
-
-    t, c = values.shape
-    return pd.DataFrame({"unique_id": np.repeat(np.asarray(cols, dtype=object), t),
-                         "ds": np.tile(np.arange(t), c), "y": values.T.reshape(-1).astype(np.float32)})
+def load_wide(name: str, max_rows: int | None = None, *, val_size: int | None = None, test_size: int | None = None):
+    """ndiv.datasets.load_long_horizon from the shared data folder, as (z-scored values [T, C],
+    channel names, (train_end, val_end, test_end)). max_rows (quick mode): keep the first rows
+    only and split them 70/10/20; val_size/test_size: N-HiTS' split of the full series."""
+    d = _datasets.load_long_horizon(name, data_root(), val_size=val_size, test_size=test_size, max_rows=max_rows)
+    return np.array(d.values), list(d.columns), (d.train_end, d.val_end, d.test_end)
 
 
 def load_long_split(folder: str, prefix: str):
@@ -102,20 +68,11 @@ def series_arrays(df, ids=None):
 
 
 # ----------------------------------------------------------------------------- metrics
-def smape_m4(y, f) -> float:
-    """M4 sMAPE in percent: mean 200 |y - f| / (|y| + |f|) (0 where both are 0)."""
-    y, f = np.asarray(y, np.float64), np.asarray(f, np.float64)
-    d = np.abs(y) + np.abs(f)
-    return float(np.mean(np.where(d == 0, 0.0, 200.0 * np.abs(y - f) / np.where(d == 0, 1.0, d))))
-
-
 def mase_m4(y_train, y, f, m: int) -> float:
-    """M4 MASE: mae(y, f) / mean |y_train[t] - y_train[t - m]| (in-sample seasonal naive)."""
-    y_train = np.asarray(y_train, np.float64)
+    """M4 MASE (ndiv.metrics.mase): mae(y, f) / mean |y_train[t] - y_train[t - m]|."""
     if len(y_train) <= m:
         raise ValueError(f"mase_m4 needs more than m={m} training points, got {len(y_train)}")
-    scale = np.mean(np.abs(y_train[m:] - y_train[:-m]))
-    return float(np.mean(np.abs(np.asarray(y, np.float64) - np.asarray(f, np.float64))) / scale)
+    return _metrics.mase(y, f, y_train, m)
 
 
 def mape_pct(y, f) -> float:
@@ -127,60 +84,12 @@ def mape_pct(y, f) -> float:
 
 def acf(x, k: int) -> float:
     """Sample autocorrelation at lag k (R's acf: biased, the full-series variance as denominator)."""
-    x = np.asarray(x, np.float64)
-    d = x - x.mean()
-    return float(np.sum(d[:-k] * d[k:]) / np.sum(d * d))
-
-
-def seasonality_test(x, m: int) -> bool:
-    """M4's 90% autocorrelation test (R benchmarks' SeasonalityTest): seasonal when the series has
-    at least 3 m points and |acf(m)| > 1.645 sqrt((1 + 2 sum_{k<m} acf(k)^2) / n)."""
-    x = np.asarray(x, np.float64)
-    if m <= 1 or len(x) < 3 * m:
-        return False
-    s = sum(acf(x, k) ** 2 for k in range(1, m))
-    return abs(acf(x, m)) > 1.645 * np.sqrt((1 + 2 * s) / len(x))
+    return _metrics._acf(np.asarray(x, np.float64), k)
 
 
 def seasonal_indices(x, m: int) -> np.ndarray:
-    """Classical multiplicative decomposition (R's decompose(type='multiplicative')): the seasonal
-    figure [m] by position from the series' start, normalised to mean 1. The trend is the
-    centred moving average (2 x m when m is even)."""
-    x = np.asarray(x, np.float64)
-    w = np.full(m + 1, 1.0 / m) if m % 2 == 0 else np.full(m, 1.0 / m)
-    if m % 2 == 0:
-        w[0] = w[-1] = 0.5 / m
-    half = len(w) // 2
-    trend = np.full(len(x), np.nan)
-    trend[half: len(x) - half] = np.convolve(x, w, mode="valid")
-    ratio = x / trend
-    figure = np.array([np.nanmean(ratio[i::m]) for i in range(m)])
-    return figure / figure.mean()
-
-
-def naive2(x, h: int, m: int) -> np.ndarray:
-    """M4's Naive2 benchmark: the last value of the seasonally adjusted series (multiplicative
-    classical decomposition, applied only when the 90% seasonality test says so), reseasonalised
-    with the indices continuing past the end of the series."""
-    x = np.asarray(x, np.float64)
-    if not seasonality_test(x, m):
-        return np.full(h, x[-1])
-    fig = seasonal_indices(x, m)
-    si_in = fig[np.arange(len(x)) % m]
-    si_out = fig[np.arange(len(x), len(x) + h) % m]
-    return (x[-1] / si_in[-1]) * si_out
-
-
-def m4_scores(train: dict, test: dict, fcst: dict, m: int) -> dict:
-    """Average sMAPE and MASE over the series of a forecast {uid: [h]}."""
-    ids = list(test)
-    return {"smape": float(np.mean([smape_m4(test[k], fcst[k]) for k in ids])),
-            "mase": float(np.mean([mase_m4(train[k], test[k], fcst[k], m) for k in ids]))}
-
-
-def owa(scores: dict, naive2_scores: dict) -> float:
-    """M4's overall weighted average: the mean of sMAPE and MASE relative to Naive2's."""
-    return 0.5 * (scores["smape"] / naive2_scores["smape"] + scores["mase"] / naive2_scores["mase"])
+    """The multiplicative seasonal figure [m] of M4's Naive2 (R's decompose), mean 1."""
+    return _metrics._seasonal_indices(np.asarray(x, np.float64), m)
 
 
 # ----------------------------------------------------------------------------- runs and results

@@ -14,6 +14,18 @@ y = 0, mase scales by the in-sample mean absolute seasonal difference.
 
 `evaluate(df, metrics=["mae", "smape"])` returns one row per (unique_id[, cutoff], metric) and
 one column per model, as utilsforecast.evaluation.evaluate does.
+
+The M4 competition's scores: m4_smape (percent, 0-200: 200 x smape), MASE (mase above is M4's),
+the Naive2 benchmark and OWA, sMAPE and MASE relative to Naive2's, with m4_scores over series:
+
+    >>> train = {"a": np.array([1.0, 2.0, 4.0, 3.0])}
+    >>> test, fc = {"a": np.array([10.0, 20.0])}, {"a": np.array([12.0, 15.0])}
+    >>> scores = m4_scores(train, test, fc, m=1)        # sMAPE (200 * 2/22 + 200 * 5/35) / 2
+    >>> round(scores["smape"], 3), scores["mase"]       # MASE 3.5 / mean(1, 2, 1)
+    (23.377, 2.625)
+    >>> naive = {"a": naive2(train["a"], h=2, m=1)}     # not seasonal: the last value, [3.0, 3.0]
+    >>> round(owa(scores, m4_scores(train, test, naive, m=1)), 4)
+    0.2373
 """
 from __future__ import annotations
 
@@ -22,7 +34,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["mae", "mse", "rmse", "mape", "smape", "mase", "coverage", "evaluate", "METRICS"]
+__all__ = ["mae", "mse", "rmse", "mape", "smape", "mase", "coverage", "evaluate", "METRICS",
+           "m4_smape", "seasonality_test", "naive2", "m4_scores", "owa"]
 
 
 def _pair(y, y_hat):
@@ -94,6 +107,93 @@ def coverage(y, lo, hi, axis=None):
     y, lo = _pair(y, lo)
     _, hi = _pair(y, hi)
     return _mean((y >= lo) & (y <= hi), axis)
+
+
+# ----------------------------------------------------------------------------- M4
+# Makridakis, Spiliotis and Assimakopoulos (2020), "The M4 Competition: 100,000 time series and
+# 61 forecasting methods", and the competition's R benchmarks (M4-methods, Benchmarks and
+# Evaluation.R). Naive2 here reproduces the paper's Naive2 scores for M4 Hourly and Weekly.
+def m4_smape(y, y_hat, axis=None):
+    """M4's sMAPE in percent, 0-200: mean 200 |y - y_hat| / (|y| + |y_hat|), 0 where both are 0.
+    y, y_hat: same shape, e.g. [h]."""
+    y, y_hat = _pair(y, y_hat)
+    d = np.abs(y) + np.abs(y_hat)
+    return _mean(np.where(d == 0, 0.0, 200.0 * np.abs(y - y_hat) / np.where(d == 0, 1.0, d)), axis)
+
+
+def _acf(x, k: int) -> float:
+    """Sample autocorrelation of x [T] at lag k >= 1 (R's acf: biased, the full-series variance
+    as denominator)."""
+    d = x - x.mean()
+    return float(np.sum(d[:-k] * d[k:]) / np.sum(d * d))
+
+
+def seasonality_test(y, m: int) -> bool:
+    """M4's 90% autocorrelation test (the R benchmarks' SeasonalityTest) on a series y [T]: seasonal
+    when m > 1, T >= 3 m and |acf(m)| > 1.645 sqrt((1 + 2 sum_{k<m} acf(k)^2) / T)."""
+    y = np.asarray(y, np.float64)
+    if m <= 1 or len(y) < 3 * m:
+        return False
+    s = sum(_acf(y, k) ** 2 for k in range(1, m))
+    return abs(_acf(y, m)) > 1.645 * np.sqrt((1 + 2 * s) / len(y))
+
+
+def _seasonal_indices(y, m: int) -> np.ndarray:
+    """Classical multiplicative decomposition (R's decompose(type='multiplicative')) of y [T]: the
+    seasonal figure [m] by position from the series' start, normalised to mean 1. The trend is the
+    centred moving average (2 x m when m is even)."""
+    w = np.full(m + 1, 1.0 / m) if m % 2 == 0 else np.full(m, 1.0 / m)
+    if m % 2 == 0:
+        w[0] = w[-1] = 0.5 / m
+    half = len(w) // 2
+    trend = np.full(len(y), np.nan)
+    trend[half: len(y) - half] = np.convolve(y, w, mode="valid")
+    ratio = y / trend
+    figure = np.array([np.nanmean(ratio[i::m]) for i in range(m)])
+    return figure / figure.mean()
+
+
+def naive2(y_train, h: int, m: int) -> np.ndarray:
+    """M4's Naive2 benchmark forecast [h] of a series y_train [T] with season length m: the last
+    value of the seasonally adjusted series (classical multiplicative decomposition, applied only
+    when seasonality_test says seasonal), reseasonalised with the indices continuing past the end;
+    the last value repeated otherwise."""
+    y = np.asarray(y_train, np.float64)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"naive2: y_train must be a non-empty 1-D series, got shape {y.shape}")
+    if not (isinstance(h, (int, np.integer)) and h >= 1 and isinstance(m, (int, np.integer)) and m >= 1):
+        raise ValueError(f"naive2: h and m must be positive ints, got h={h!r}, m={m!r}")
+    if not seasonality_test(y, m):
+        return np.full(h, y[-1])
+    fig = _seasonal_indices(y, m)
+    si_in = fig[np.arange(len(y)) % m]
+    si_out = fig[np.arange(len(y), len(y) + h) % m]
+    return (y[-1] / si_in[-1]) * si_out
+
+
+def m4_scores(train: dict, test: dict, forecasts: dict, m: int) -> dict:
+    """M4's sMAPE (m4_smape) and MASE (mase with seasonality m), each averaged over the series.
+
+    train, test, forecasts: {unique_id: array}, the history [T], the actuals [h] and the
+    forecast [h] of each series of test. Returns {"smape": float, "mase": float}.
+    """
+    missing = [(k, name) for k in test for name, d in (("train", train), ("forecasts", forecasts)) if k not in d]
+    if missing:
+        raise ValueError(f"m4_scores: series missing from train or forecasts: {missing[:5]}")
+    if not test:
+        raise ValueError("m4_scores: test has no series")
+    short = [k for k in test if len(train[k]) <= m]
+    if short:
+        raise ValueError(f"m4_scores: MASE needs more than m={m} training points; series {short[:5]} have fewer")
+    ids = list(test)
+    return {"smape": float(np.mean([m4_smape(test[k], forecasts[k]) for k in ids])),
+            "mase": float(np.mean([mase(test[k], forecasts[k], train[k], m) for k in ids]))}
+
+
+def owa(scores: dict, naive2_scores: dict) -> float:
+    """M4's overall weighted average: the mean of sMAPE and MASE relative to Naive2's, from two
+    m4_scores results (1 for Naive2 itself, below 1 when better)."""
+    return 0.5 * (scores["smape"] / naive2_scores["smape"] + scores["mase"] / naive2_scores["mase"])
 
 
 METRICS: dict[str, Callable] = {"mae": mae, "mse": mse, "rmse": rmse, "mape": mape, "smape": smape}

@@ -87,3 +87,67 @@ def partial_mase(L, seasonality=2):
     f = partial(L.mase, seasonality=seasonality)
     f.__name__ = "mase"
     return f
+
+
+# ----------------------------------------------------------------------------- M4
+def test_m4_smape_is_200_times_smape_and_mase_is_m4s():
+    y, f = np.array([10.0, 20.0, 0.0]), np.array([12.0, 15.0, 0.0])
+    assert M.m4_smape(y, f) == pytest.approx((200 * 2 / 22 + 200 * 5 / 35 + 0) / 3)
+    assert M.m4_smape(y, f) == pytest.approx(200 * M.smape(y, f))
+    np.testing.assert_allclose(M.m4_smape(np.ones((2, 2)), np.full((2, 2), 3.0), axis=1), [100.0, 100.0])
+    with pytest.raises(ValueError, match=r"y has shape \(3,\) but y_hat has shape \(2,\)"):
+        M.m4_smape(y, f[:2])
+
+
+def test_seasonality_test_both_outcomes():
+    season = np.tile([1.0, 3.0, 2.0, 6.0], 6)                   # 24 points, period 4
+    assert M.seasonality_test(season, 4)
+    noise = np.random.default_rng(0).normal(10.0, 1.0, size=48)
+    assert not M.seasonality_test(noise, 4)                     # |acf(4)| under the 90% bound
+    assert not M.seasonality_test(season[:11], 4)               # fewer than 3 m points
+    assert not M.seasonality_test(season, 1)                    # m = 1 is never seasonal
+
+
+def test_naive2_by_hand():
+    fig = np.array([0.6, 1.5, 0.9])                             # odd m, mean 1
+    x = 4.0 * np.tile(fig, 4)[:-2]                              # 10 points, the last at position 0 of the cycle
+    # decomposition: the centred 3-term average of level x season is the level, 4, so the
+    # ratios are the figure; seasonally adjusted last value 2.4 / 0.6 = 4, reseasonalised
+    np.testing.assert_allclose(M.naive2(x, 5, 3), 4.0 * fig[[1, 2, 0, 1, 2]], rtol=1e-12)
+    y = np.tile([2.0, 6.0], 12)                                 # m = 2: 2x2 average 4, figure [0.5, 1.5]
+    np.testing.assert_allclose(M.naive2(y, 3, 2), [2.0, 6.0, 2.0], rtol=1e-12)
+    np.testing.assert_array_equal(M.naive2(y[:8], 3, 2), [6.0, 6.0, 6.0])   # 8 points: |acf(2)| 0.75 < 0.93
+    noise = np.random.default_rng(0).normal(10.0, 1.0, size=48)
+    np.testing.assert_array_equal(M.naive2(noise, 4, 4), np.full(4, noise[-1]))    # not seasonal: naive
+    with pytest.raises(ValueError, match="naive2: h and m must be positive ints, got h=0, m=4"):
+        M.naive2(noise, 0, 4)
+    with pytest.raises(ValueError, match=r"naive2: y_train must be a non-empty 1-D series, got shape \(0,\)"):
+        M.naive2([], 2, 1)
+
+
+def test_m4_scores_and_owa_by_hand():
+    train = {"a": np.array([1.0, 2.0, 4.0, 3.0]), "b": np.array([5.0, 5.0, 7.0])}
+    test = {"a": np.array([10.0, 20.0]), "b": np.array([4.0, 4.0])}
+    fc = {"a": np.array([12.0, 15.0]), "b": np.array([4.0, 6.0])}
+    sc = M.m4_scores(train, test, fc, m=1)
+    smape_a, smape_b = (200 * 2 / 22 + 200 * 5 / 35) / 2, (0 + 200 * 2 / 10) / 2
+    mase_a, mase_b = 3.5 / (4 / 3), 1.0 / 1.0                  # b: |diffs| 0, 2 -> scale 1
+    assert sc == pytest.approx({"smape": (smape_a + smape_b) / 2, "mase": (mase_a + mase_b) / 2})
+    naive = {k: M.naive2(train[k], 2, 1) for k in test}         # m = 1: the last value
+    n2 = M.m4_scores(train, test, naive, m=1)
+    assert n2 == pytest.approx({"smape": (200 * 7 / 13 + 200 * 17 / 23 + 2 * 200 * 3 / 11) / 4,
+                                "mase": (12 / (4 / 3) + 3.0) / 2})
+    assert M.owa(sc, n2) == pytest.approx(0.5 * (sc["smape"] / n2["smape"] + sc["mase"] / n2["mase"]))
+    assert M.owa(n2, n2) == 1.0
+    assert M.owa({"smape": 10.0, "mase": 1.0}, {"smape": 20.0, "mase": 0.5}) == pytest.approx(1.25)
+
+
+def test_m4_scores_errors():
+    train, test, fc = {"a": np.ones(3)}, {"a": np.ones(2), "b": np.ones(2)}, {"a": np.ones(2)}
+    with pytest.raises(ValueError, match=r"m4_scores: series missing from train or forecasts: \[\('b', 'train'\), "
+                                         r"\('b', 'forecasts'\)\]"):
+        M.m4_scores(train, test, fc, 1)
+    with pytest.raises(ValueError, match=r"MASE needs more than m=4 training points; series \['a'\] have fewer"):
+        M.m4_scores(train, {"a": np.ones(2)}, fc, 4)
+    with pytest.raises(ValueError, match="m4_scores: test has no series"):
+        M.m4_scores(train, {}, fc, 1)

@@ -1,4 +1,5 @@
-"""Real datasets shipped inside the package (provenance in ndiv/datasets/README.md).
+"""Real datasets shipped inside the package (provenance in ndiv/datasets/README.md), and the
+loader of the long-horizon benchmark's wide tables, which are not shipped (long_horizon.py).
 
     >>> from ndiv.datasets import load_air_passengers
     >>> data = load_air_passengers(as_pandas=False)
@@ -11,6 +12,11 @@ import csv
 from importlib import resources
 
 import numpy as np
+
+from ndiv.datasets.long_horizon import LONG_HORIZON, LongHorizonData, load_long_horizon, split_borders, wide_to_long
+
+__all__ = ["AIR_PASSENGERS_FREQ", "AIR_PASSENGERS_SEASON_LENGTH", "load_air_passengers",
+           "LONG_HORIZON", "LongHorizonData", "load_long_horizon", "split_borders", "wide_to_long"]
 
 AIR_PASSENGERS_FREQ = "MS"       # month start
 AIR_PASSENGERS_SEASON_LENGTH = 12
