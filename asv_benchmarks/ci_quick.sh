@@ -34,7 +34,7 @@ else
         -b "^kernels\.(LSTM|GRU|RNN)\.time_fwd_bwd\('ndiv', 1, 24, 1\)"
         -b "^kernels\.Conv1d\.time_fwd_bwd\('ndiv', 96, 1\)"
         -b "^kernels\.Attention\.time_fwd_bwd\('ndiv', 42, 16, (False|True)\)"
-        -b "^kernels\.Rows\..*\('ndiv'"
+        -b "^kernels\.(Rows|AddLayerNorm)\..*\('ndiv'"
         -b "^kernels\.(BatchNorm|LinearReLU)\..*\('ndiv'"
         -b "^kernels\.LinearBF16\..*\('ndiv(_bf16)?', '1024x96x1024'\)"
         -b '^kernels\.AttentionMemory\.'

@@ -225,6 +225,30 @@ class Rows(_Case):
         return {"softmax": F.softmax, "log_softmax": F.log_softmax}.get(op, lambda x, dim: F.gelu(x))(a[0], dim=-1)
 
 
+class AddLayerNorm(_Case):
+    """layer_norm(x + r) over the last axis, weight and bias, forward + backward; params: backend,
+    rows x D: PatchTST-like (32 windows x 42 patches, 128), TiDE-like (1024, 512), (4096, 64).
+    'composed' here is x + r, then the fused layer_norm op (what the models ran before the fusion)."""
+    params = (_Case.backends, ["1344x128", "1024x512", "4096x64"])
+    param_names = ["backend", "shape"]
+
+    def make(self, rng, shape):
+        N, D = (int(v) for v in shape.split("x"))
+        return [rng.standard_normal((N, D)).astype(np.float32), rng.standard_normal((N, D)).astype(np.float32),
+                np.ones(D, np.float32), np.zeros(D, np.float32)]
+
+    def fused_fn(self, x, r, w, b, shape):
+        from ndiv.autograd.ops.fused import add_layer_norm
+        return add_layer_norm(x, r, w.shape, w, b)
+
+    def composed_fn(self, x, r, w, b, shape):
+        from ndiv.autograd.ops.fused import layer_norm
+        return layer_norm(x + r, w.shape, w, b)
+
+    def torch_fn(self, torch, x, r, w, b, shape):
+        return torch.nn.functional.layer_norm(x + r, w.shape, w, b)
+
+
 class AttentionMemory:
     """Extra memory of forward + backward attention at L = 4096 (B = H = 1, d = 64, float32);
     the naive score matrix alone is 64 MiB. Measured with tracemalloc (numpy reports its

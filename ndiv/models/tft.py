@@ -32,6 +32,12 @@ class MaybeLayerNorm(nn.Module):
     def forward(self, x):
         return self.ln(x)
 
+    def add_forward(self, x, residual):
+        """self(x + residual), the LayerNorm's fused Add & Norm where there is one."""
+        if isinstance(self.ln, nn.Identity) or self._has_hooks:
+            return self(x + residual)
+        return self.ln.add_forward(x, residual)
+
 
 class GLU(nn.Module):
     """x [..., hidden_size] -> glu(lin(x)) [..., output_size] (a Linear to 2 * output_size, halves gated)."""
@@ -67,7 +73,7 @@ class GRN(nn.Module):
         if c is not None:
             x = x + self.lin_c(c).unsqueeze(1)
         x = self.glu(self.dropout(self.lin_i(GRN_ACTIVATIONS[self.activation](x))))
-        return self.layer_norm(x + (a if self.out_proj is None else self.out_proj(a)))
+        return self.layer_norm.add_forward(x, a if self.out_proj is None else self.out_proj(a))
 
 
 class TFTEmbedding(nn.Module):
@@ -216,8 +222,9 @@ class TemporalCovariateEncoder(nn.Module):
         future_features, future_wts = self.future_vsn(future_inputs, cs)               # [B, h, H], [B, h, F]
         future, _ = self.future_encoder(future_features, state)
         input_embedding = ndiv.cat([historical_features, future_features], axis=1)
-        temporal_features = self.input_gate(ndiv.cat([history, future], axis=1)) + input_embedding
-        return self.input_gate_ln(temporal_features), history_wts, future_wts
+        temporal_features = self.input_gate_ln.add_forward(self.input_gate(ndiv.cat([history, future], axis=1)),
+                                                           input_embedding)
+        return temporal_features, history_wts, future_wts
 
 
 class TemporalFusionDecoder(nn.Module):
@@ -244,9 +251,9 @@ class TemporalFusionDecoder(nn.Module):
         enriched = self.enrichment_grn(temporal_features, c=ce)
         x, attn = self.attention(enriched, mask_future_timesteps=True)
         L = self.encoder_length
-        x = self.attention_ln(self.attention_gate(x[:, L:]) + enriched[:, L:])
+        x = self.attention_ln.add_forward(self.attention_gate(x[:, L:]), enriched[:, L:])
         x = self.positionwise_grn(x)
-        return self.decoder_ln(self.decoder_gate(x) + temporal_features[:, L:]), attn
+        return self.decoder_ln.add_forward(self.decoder_gate(x), temporal_features[:, L:]), attn
 
 
 class TFT(BaseModel):

@@ -23,8 +23,8 @@ class MLPResidual(nn.Module):
         self.skip = nn.Linear(input_dim, output_dim)
 
     def forward(self, x):
-        y = self.drop(self.lin2(self.lin1(x).relu())) + self.skip(x)
-        return self.norm(y) if self.layernorm else y
+        y = self.drop(self.lin2(self.lin1(x).relu()))
+        return self.norm.add_forward(y, self.skip(x)) if self.layernorm else y + self.skip(x)
 
 
 class TiDE(BaseModel):

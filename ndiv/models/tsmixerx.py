@@ -19,7 +19,7 @@ class TemporalMixing(nn.Module):
 
     def forward(self, x):
         y = self.temporal_lin(x.permute(0, 2, 1)).relu().permute(0, 2, 1)
-        return self.temporal_norm(self.temporal_drop(y) + x)
+        return self.temporal_norm.add_forward(self.temporal_drop(y), x)
 
 
 class FeatureMixing(nn.Module):
@@ -41,7 +41,7 @@ class FeatureMixing(nn.Module):
         y = self.feature_drop_2(self.feature_lin_2(self.feature_drop_1(self.feature_lin_1(x).relu())))
         if self.linear_project_residual:
             x = self.project_residual(x)
-        return self.feature_norm(y + x)
+        return self.feature_norm.add_forward(y, x)
 
 
 class MixingLayer(nn.Module):

@@ -280,6 +280,24 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, bias: 
     return _layer_norm_composed(x, normalized_shape, weight, bias, eps)
 
 
+def add_layer_norm(x: Tensor, residual: Tensor, normalized_shape, weight: Tensor | None = None,
+                   bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """layer_norm(x + residual) as one fused node where the kernels take the inputs (the Add & Norm
+    of a post-norm Transformer layer). x, residual [..., *normalized_shape], one shape -> that shape.
+
+    >>> add_layer_norm(ndiv.randn(4, 8), ndiv.randn(4, 8), (8,)).shape
+    (4, 8)
+    """
+    if tuple(x.shape) != tuple(residual.shape):
+        raise ValueError(f"add_layer_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must have the "
+                         f"same shape (no broadcasting; expand the smaller one first)")
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if _fused_ok(x, residual, weight, bias) and not (weight is None and bias is not None) \
+            and tuple(x.shape[x.ndim - len(normalized_shape):]) == normalized_shape:
+        return _fused().add_layer_norm(x, residual, normalized_shape, weight, bias, eps)
+    return layer_norm(x + residual, normalized_shape, weight, bias, eps)
+
+
 def rms_norm(x: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))

@@ -42,6 +42,14 @@ class LayerNorm(Module):
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
+    def add_forward(self, x, residual):
+        """self(x + residual) as one fused node (F.add_layer_norm): a post-norm layer's Add & Norm.
+        x, residual [..., *normalized_shape], one shape. With a hook on this module, self is called
+        on the sum, so that the hook sees the input it would see in `norm(x + residual)`."""
+        if self._has_hooks:
+            return self(x + residual)
+        return F.add_layer_norm(x, residual, self.normalized_shape, self.weight, self.bias, self.eps)
+
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
@@ -53,6 +61,9 @@ class RMSNorm(LayerNorm):
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def add_forward(self, x, residual):
+        return self(x + residual)
 
 
 class GroupNorm(Module):

@@ -28,7 +28,8 @@ def _activation(activation) -> Callable:
 class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block, each with a residual and LayerNorm.
 
-    norm_first=False (post-norm): x = norm1(x + sa(x)); x = norm2(x + ff(x)).
+    norm_first=False (post-norm): x = norm1(x + sa(x)); x = norm2(x + ff(x)) (each one fused node,
+    LayerNorm.add_forward).
     norm_first=True (pre-norm):   x = x + sa(norm1(x)); x = x + ff(norm2(x)).
     src [S, B, d_model] ([B, S, d_model] if batch_first) -> the same shape.
     """
@@ -54,8 +55,8 @@ class TransformerEncoderLayer(Module):
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
             x = x + self._ff_block(self.norm2(x))
         else:
-            x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
-            x = self.norm2(x + self._ff_block(x))
+            x = self.norm1.add_forward(x, self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
+            x = self.norm2.add_forward(x, self._ff_block(x))
         return x
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
@@ -99,9 +100,10 @@ class TransformerDecoderLayer(Module):
             x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask, memory_is_causal)
             x = x + self._ff_block(self.norm3(x))
         else:
-            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
-            x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
-            x = self.norm3(x + self._ff_block(x))
+            x = self.norm1.add_forward(x, self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+            x = self.norm2.add_forward(x, self._mha_block(x, memory, memory_mask, memory_key_padding_mask,
+                                                          memory_is_causal))
+            x = self.norm3.add_forward(x, self._ff_block(x))
         return x
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):

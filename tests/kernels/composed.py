@@ -142,6 +142,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return y if bias is None else y + bias
 
 
+def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5):
+    return layer_norm(x + residual, normalized_shape, weight, bias, eps)
+
+
 def gelu(x, approximate="none"):
     if approximate == "tanh":
         return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)).tanh())

@@ -97,6 +97,10 @@ def test_cuda_softmax_layer_norm_long_rows(poisoned):
         check_case("layer_norm", (x, w, b, 1e-5),
                    lambda o, x=x, w=w: (rng.standard_normal(x.shape).astype("float32"), x, w, o[1], o[2]), "float32",
                    tol=dict(rtol=1e-4, atol=1e-4))     # a column sum over 300 rows
+        r = rng.standard_normal(x.shape).astype("float32")
+        check_case("add_layer_norm", (x, r, w, b, 1e-5),
+                   lambda o, x=x, w=w: (rng.standard_normal(x.shape).astype("float32"), o[1], w, o[2], o[3]), "float32",
+                   tol=dict(rtol=1e-4, atol=1e-4))
 
 
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])

@@ -130,6 +130,21 @@ CASES = {
                    lambda t, x, w, b: t.nn.functional.layer_norm(x, (6,), w, b)),
     "layer_norm_2d_noaffine": (fused.layer_norm, composed.layer_norm, lambda r, dt: [T(r, 3, 2, 4, dtype=dt)], {},
                                lambda t, x: t.nn.functional.layer_norm(x, (2, 4))),
+    # add_layer_norm(x, residual, normalized_shape, weight, bias)
+    "add_layer_norm": (lambda x, r, *wb: fused.add_layer_norm(x, r, (6,), *wb),
+                       lambda x, r, *wb: composed.add_layer_norm(x, r, (6,), *wb),
+                       lambda r, dt: [T(r, 3, 4, 6, dtype=dt, scale=2), T(r, 3, 4, 6, dtype=dt), T(r, 6, dtype=dt),
+                                      T(r, 6, dtype=dt)], {},
+                       lambda t, x, r, w, b: t.nn.functional.layer_norm(x + r, (6,), w, b)),
+    "add_layer_norm_weight_only_eps": (lambda x, r, w: fused.add_layer_norm(x, r, 5, w, eps=1e-3),
+                                       lambda x, r, w: composed.add_layer_norm(x, r, (5,), w, eps=1e-3),
+                                       lambda r, dt: [T(r, 7, 5, dtype=dt), T(r, 7, 5, dtype=dt), T(r, 5, dtype=dt)],
+                                       {},
+                                       lambda t, x, r, w: t.nn.functional.layer_norm(x + r, (5,), w, eps=1e-3)),
+    "add_layer_norm_2d_noaffine": (lambda x, r: fused.add_layer_norm(x, r, (2, 4)),
+                                   lambda x, r: composed.add_layer_norm(x, r, (2, 4)),
+                                   lambda r, dt: [T(r, 3, 2, 4, dtype=dt), T(r, 3, 2, 4, dtype=dt)], {},
+                                   lambda t, x, r: t.nn.functional.layer_norm(x + r, (2, 4))),
     "gelu": (fused.gelu, composed.gelu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], {},
              lambda t, x: t.nn.functional.gelu(x)),
     "gelu_tanh": (fused.gelu, composed.gelu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], dict(approximate="tanh"),
@@ -189,7 +204,7 @@ def test_matches_torch_float32(name):
 
 
 @pytest.mark.parametrize("name", ["small_attn", "batch_norm", "linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
-                                  "gelu"])
+                                  "add_layer_norm", "gelu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
     kernel = {"small_attn": "small_attn", "batch_norm": "batch_norm", "linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
@@ -239,6 +254,12 @@ def test_attention_memory_is_linear_in_length():
      "does not broadcast"),
     (lambda: fused.layer_norm(ndiv.zeros(2, 3), (4,)), "does not end with normalized_shape"),
     (lambda: fused.gelu(ndiv.zeros(2), approximate="fast"), "'none' or 'tanh'"),
+    (lambda: fused.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(1, 3), (3,)),
+     r"add_layer_norm: x \(2, 3\) and residual \(1, 3\) must have the same shape"),
+    (lambda: ndiv.nn.functional.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(3), 3),
+     r"x \(2, 3\) and residual \(3,\) must have the same shape \(no broadcasting"),
+    (lambda: fused.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(2, 3), (4,)), "does not end with normalized_shape"),
+    (lambda: fused.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(2, 3), 3, None, ndiv.zeros(3)), "bias without a weight"),
 ])
 def test_errors_name_the_argument(call_, match):
     with pytest.raises(ValueError, match=match):
@@ -278,6 +299,12 @@ NONFINITE = {  # name -> (CASES row whose fused fn, composed fn, kwargs and torc
     "log_softmax_nonfinite": ("log_softmax", lambda r, dt: _last_axis_nonfinite(r, dt, 7, 6)),
     "layer_norm_nonfinite": ("layer_norm", lambda r, dt: _last_axis_nonfinite(r, dt, 3, 4, 6)
                              + [T(r, 6, dtype=dt), T(r, 6, dtype=dt)]),
+    "add_layer_norm_nonfinite_x": ("add_layer_norm", lambda r, dt: _last_axis_nonfinite(r, dt, 3, 4, 6)
+                                   + [T(r, 3, 4, 6, dtype=dt), T(r, 6, dtype=dt), T(r, 6, dtype=dt)]),
+    "add_layer_norm_nonfinite_r": ("add_layer_norm", lambda r, dt: [T(r, 3, 4, 6, dtype=dt)]
+                                   + _last_axis_nonfinite(r, dt, 3, 4, 6) + [T(r, 6, dtype=dt), T(r, 6, dtype=dt)]),
+    "add_layer_norm_inf_minus_inf": ("add_layer_norm", lambda r, dt: _poke(
+        _poke(CASES["add_layer_norm"][2](r, dt), 0, (1, 2, 3), np.inf), 1, (1, 2, 3), -np.inf)),
     "gelu_nonfinite": ("gelu", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (0, slice(0, 3)), [np.nan, np.inf, -np.inf])),
     "gelu_tanh_nonfinite": ("gelu_tanh", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (1, slice(2, 5)),
                                                              [-np.inf, np.nan, np.inf])),

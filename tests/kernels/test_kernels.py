@@ -173,6 +173,20 @@ def layer_norm_case(rng, dt, N, D):
     return "layer_norm", (x, w, b, 1e-5), bwd_args
 
 
+def add_layer_norm_case(rng, dt, N, D, *pokes):
+    """pokes: (array 'x' or 'r', index, value), each written before the kernels run."""
+    x = (2 + 3 * rng.standard_normal((N, D))).astype(dt)
+    r = rng.standard_normal((N, D)).astype(dt)
+    w, b = rng.standard_normal(D).astype(dt), rng.standard_normal(D).astype(dt)
+    for name, index, value in pokes:
+        dict(x=x, r=r)[name][index] = value
+
+    def bwd_args(fwd_out):
+        _, s, mean, rstd = fwd_out
+        return (rng.standard_normal((N, D)).astype(dt), s, w, mean, rstd)
+    return "add_layer_norm", (x, r, w, b, 1e-5), bwd_args
+
+
 def gelu_case(rng, dt, shape, approximate):
     x = (2 * rng.standard_normal(shape)).astype(dt)
     return "gelu", (x, approximate), lambda y: (rng.standard_normal(shape).astype(dt), x, approximate)
@@ -184,8 +198,13 @@ NONFINITE_ROWS = [[1, NAN, 2, 0.5], [1, INF, 2, 0.5], [1, -INF, 2, 0.5], [-INF] 
 
 
 def nonfinite_rows_case(name, rng, dt):
-    """Rows with a nan, a +inf, a -inf, all -inf, all +inf, all nan, none, and one finite entry."""
+    """Rows with a nan, a +inf, a -inf, all -inf, all +inf, all nan, none, and one finite entry
+    (add_layer_norm: in x, plus a finite r)."""
     x = np.array(NONFINITE_ROWS, dt)
+    if name == "add_layer_norm":
+        r = rng.standard_normal(x.shape).astype(dt)
+        w, b = rng.standard_normal(4).astype(dt), rng.standard_normal(4).astype(dt)
+        return name, (x, r, w, b, 1e-5), lambda o: (rng.standard_normal(x.shape).astype(dt), o[1], w, o[2], o[3])
     if name == "layer_norm":
         w, b = rng.standard_normal(4).astype(dt), rng.standard_normal(4).astype(dt)
         return name, (x, w, b, 1e-5), lambda o: (rng.standard_normal(x.shape).astype(dt), x, w, o[1], o[2])
@@ -218,7 +237,14 @@ def attn_nonfinite_case(rng, dt, L, where, value, pos, mask):
 
 
 NONFINITE_CASES = {
-    **{f"{n}_nonfinite": (lambda r, dt, n=n: nonfinite_rows_case(n, r, dt)) for n in ("softmax", "log_softmax", "layer_norm")},
+    **{f"{n}_nonfinite": (lambda r, dt, n=n: nonfinite_rows_case(n, r, dt))
+       for n in ("softmax", "log_softmax", "layer_norm", "add_layer_norm")},
+    # the sum of a finite x and a nan or inf r, and inf + -inf = nan
+    "add_layer_norm_nan_r": lambda r, dt: add_layer_norm_case(r, dt, 3, 7, ("r", (1, 4), NAN)),
+    "add_layer_norm_inf_r": lambda r, dt: add_layer_norm_case(r, dt, 3, 7, ("r", (2, 0), INF)),
+    "add_layer_norm_-inf_r": lambda r, dt: add_layer_norm_case(r, dt, 3, 7, ("r", (0, 6), -INF)),
+    "add_layer_norm_inf_plus_-inf": lambda r, dt: add_layer_norm_case(r, dt, 3, 7, ("x", (1, 2), INF),
+                                                                      ("r", (1, 2), -INF)),
     "gelu_erf_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, False),
     "gelu_tanh_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, True),
     "attn_dead_row": lambda r, dt: attn_nonfinite_case(r, dt, 5, "q", 0.5, 0, "dead"),
@@ -308,6 +334,9 @@ CASES = {
     "layer_norm": lambda r, dt: layer_norm_case(r, dt, 5, 8),
     "layer_norm_D1": lambda r, dt: layer_norm_case(r, dt, 3, 1),
     "layer_norm_N0": lambda r, dt: layer_norm_case(r, dt, 0, 3),
+    **{f"add_layer_norm_N{N}_D{D}": (lambda r, dt, N=N, D=D: add_layer_norm_case(r, dt, N, D))
+       for N, D in ((1, 1), (5, 1), (1, 7), (6, 7), (1, 64), (300, 64), (3, 512), (300, 512))},
+    "add_layer_norm_N0": lambda r, dt: add_layer_norm_case(r, dt, 0, 3),
     "gelu_erf": lambda r, dt: gelu_case(r, dt, (4, 5), False),
     "gelu_tanh": lambda r, dt: gelu_case(r, dt, (3, 2, 7), True),
     "gelu_empty": lambda r, dt: gelu_case(r, dt, (0,), True),
@@ -373,6 +402,13 @@ def torch_twin(t, name, fwd_args, bwd_args):
         y = t.nn.functional.layer_norm(x, (x.shape[1],), w, b, fwd_args[3])
         y.backward(gy)     # (torch's saved mean is nan, ours inf, for a row with an inf: not compared)
         return [y], [x.grad, w.grad, b.grad]
+    if name == "add_layer_norm":           # one gradient for x and r: ours is x's (r's is the same)
+        x, r, w, b = (T(a) for a in fwd_args[:4])
+        s = x + r
+        y = t.nn.functional.layer_norm(s, (x.shape[1],), w, b, fwd_args[4])
+        y.backward(gy)
+        t.testing.assert_close(x.grad, r.grad, rtol=0, atol=0, equal_nan=True)
+        return [y, s], [x.grad, w.grad, b.grad]
     if name == "gelu":
         x = T(fwd_args[0])
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
@@ -452,7 +488,7 @@ def test_softmax_of_a_row_with_a_nan_is_nan():
         assert np.isnan(y[0]).all() and np.isfinite(y[1]).all(), dt
 
 
-ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "gelu")]
+ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "add", "gelu")]
 
 
 @pytest.mark.parametrize("case", ROW_CASES)
@@ -463,9 +499,9 @@ def test_parallel_twin_matches_reference(case, monkeypatch):
     import ndiv.kernels.cpu.norm as norm
     monkeypatch.setattr(norm, "_chunks", lambda n, size: max(1, min(n, 2)))
     calls = []
-    for name in ("_softmax_fwd", "_softmax_bwd", "_layer_norm_fwd", "_layer_norm_bwd", "_gelu"):
+    for name in ("_softmax_fwd", "_softmax_bwd", "_layer_norm_fwd", "_layer_norm_bwd", "_add_layer_norm_fwd", "_gelu"):
         twins = getattr(norm, name)
         monkeypatch.setattr(twins, "parallel", (lambda k: lambda *a: calls.append(a[-1]) or k(*a))(twins.parallel))
     test_cpu_matches_reference(case, "float64")
-    if "N0" not in case and "empty" not in case:
+    if not any(k in case for k in ("N0", "N1_", "empty")):           # one row: one chunk, the serial twin
         assert calls, "the parallel kernel did not run"

@@ -96,6 +96,8 @@ OPS = {
     "softmax": (lambda r: F.softmax(on_gpu(r, 3, 5), -1), "softmax"),
     "log_softmax": (lambda r: F.log_softmax(on_gpu(r, 3, 5), 0), "log_softmax"),
     "layer_norm": (lambda r: F.layer_norm(on_gpu(r, 2, 3, 4), (4,), on_gpu(r, 4), on_gpu(r, 4)), "layer_norm"),
+    "add_layer_norm": (lambda r: F.add_layer_norm(on_gpu(r, 2, 3, 4), on_gpu(r, 2, 3, 4), (4,), on_gpu(r, 4),
+                                                  on_gpu(r, 4)), "add_layer_norm"),
     "gelu": (lambda r: F.gelu(on_gpu(r, 7), approximate="tanh"), "gelu"),
     "sdpa": (lambda r: F.scaled_dot_product_attention(on_gpu(r, 1, 2, 70, 4), on_gpu(r, 1, 2, 70, 4),
                                                       on_gpu(r, 1, 2, 70, 4), is_causal=True), "flash_attn"),

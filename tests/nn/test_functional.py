@@ -28,6 +28,7 @@ GRADCHECKS = {
     "pad-circular": (lambda x: F.pad(x, (2, 1), mode="circular"), [(2, 3, 4)]),
     "sdpa-causal": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [(2, 4, 3)] * 3),
     "layer_norm": (lambda x, w, b: F.layer_norm(x, (4,), w, b), [(3, 4), (4,), (4,)]),
+    "add_layer_norm": (lambda x, r, w, b: F.add_layer_norm(x, r, (4,), w, b), [(2, 3, 4), (2, 3, 4), (4,), (4,)]),
     "batch_norm-train": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(4, 3, 2), (3,), (3,)]),
     "gelu": (lambda x: F.gelu(x), [(3, 4)]),
     "split": (lambda x: nn_ops.Split.apply(x, sizes=(1, 3, 2), axis=1), [(2, 6, 3)]),
@@ -143,6 +144,9 @@ ERRORS = [
     (lambda: nn.RNN(3, 4, nonlinearity="sigmoid"), ValueError, "'tanh' or 'relu'"),
     (lambda: nn.GRU(3, 4)(ndiv.randn(0, 2, 3)), ValueError, "sequence is empty"),
     (lambda: nn.LayerNorm(5)(ndiv.randn(2, 4)), ValueError, "does not end in normalized_shape"),
+    (lambda: nn.LayerNorm(4).add_forward(ndiv.randn(2, 4), ndiv.randn(1, 4)), ValueError,
+     r"x \(2, 4\) and residual \(1, 4\) must have the same shape"),
+    (lambda: F.add_layer_norm(ndiv.randn(2, 4), ndiv.randn(2, 4), 5), ValueError, "does not end in normalized_shape"),
     (lambda: nn.BatchNorm1d(3)(ndiv.randn(1, 3)), ValueError, "more than 1 value per channel"),
     (lambda: nn.BatchNorm2d(3)(ndiv.randn(2, 3, 4)), ValueError, "expected 4D input"),
     (lambda: F.mse_loss(ndiv.randn(3), ndiv.randn(4)), ValueError, r"input shape \(3,\) and target shape \(4,\)"),
@@ -172,3 +176,32 @@ def test_fully_masked_attention_row_gives_zeros_not_nan():
     assert np.isfinite(out.numpy()).all() and not out.numpy()[0, 0].any()
     out.sum().backward()
     assert np.isfinite(q.grad).all()
+
+
+@pytest.mark.parametrize("cls", [nn.LayerNorm, nn.RMSNorm])
+def test_norm_add_forward_is_the_norm_of_the_sum(cls, monkeypatch):
+    """norm.add_forward(a, b) gives norm(a + b) and its gradients; LayerNorm runs the fused
+    kernel (RMSNorm, with no fused kernel, adds then normalizes); a hook on the module sees the sum."""
+    from ndiv.kernels import cpu
+    calls = []
+    real = cpu.add_layer_norm_fwd
+    monkeypatch.setattr(cpu, "add_layer_norm_fwd", lambda *a: calls.append(1) or real(*a))
+    ndiv.manual_seed(0)
+    norm = cls(6).double()
+    norm.weight.data[:] = np.linspace(0.5, 2, 6)
+    arrays = np.random.default_rng(0).standard_normal((2, 3, 4, 6))
+    results = []
+    for fused in (True, False):
+        a, b = (ndiv.tensor(v, requires_grad=True) for v in arrays)
+        y = norm.add_forward(a, b) if fused else norm(a + b)
+        (y * ndiv.tensor(np.arange(72.0).reshape(3, 4, 6))).sum().backward()
+        results.append([y.numpy(), a.grad, b.grad, norm.weight.grad.copy()])
+        norm.weight.grad = None
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert calls == ([1] if cls is nn.LayerNorm else [])
+    seen = []
+    norm.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    a, b = ndiv.randn(2, 6).double(), ndiv.randn(2, 6).double()
+    np.testing.assert_allclose(norm.add_forward(a, b).numpy(), norm(a + b).numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(seen[0].numpy(), (a + b).numpy())

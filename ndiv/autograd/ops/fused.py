@@ -22,7 +22,7 @@ from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
 __all__ = ["small_attention", "batch_norm_train", "linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
-           "layer_norm", "gelu"]
+           "layer_norm", "add_layer_norm", "gelu"]
 
 
 def _xp(x):
@@ -505,6 +505,53 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     if weight is None and bias is not None:
         raise ValueError("layer_norm: a bias without a weight is not supported; pass weight too")
     return LayerNorm.apply(*args, n_dims=len(normalized_shape), eps=float(eps))
+
+
+class AddLayerNorm(Function):
+    """Layer norm of the sum s = x + r over the last n_dims axes, in one kernel: x, r
+    [..., *normalized_shape] (one shape); weight, bias [*normalized_shape] or None -> y, x's shape.
+    Saves s (which x + r then LayerNorm saves too), its mean and 1/std: layer norm's backward at s
+    gives one gradient, x's and r's alike (ds/dx = ds/dr = 1)."""
+
+    def forward(self, x, r, weight=None, bias=None, n_dims=1, eps=1e-5):
+        xp = _xp(x)
+        D = int(np.prod(x.shape[x.ndim - n_dims:]))
+        w = weight.reshape(D) if weight is not None else xp.ones(D, x.dtype)
+        b = bias.reshape(D) if bias is not None else xp.zeros(D, x.dtype)
+        y, s, mean, rstd = kernels_for(x).add_layer_norm_fwd(x.reshape(-1, D), r.reshape(-1, D), w, b, eps)
+        self.save_for_backward(s, w, mean, rstd)
+        self.meta = (x.shape, weight is not None, bias is not None, x.shape[x.ndim - n_dims:])
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        s, w, mean, rstd = self.saved
+        shape, has_w, has_b, wshape = self.meta
+        gs, gw, gb = kernels_for(s).add_layer_norm_bwd(gy.reshape(s.shape), s, w, mean, rstd)
+        gs = gs.reshape(shape)
+        need = self.needs_input_grad
+        return ((gs if need[0] else None, gs if need[1] else None)
+                + ((gw.reshape(wshape),) if has_w else ()) + ((gb.reshape(wshape),) if has_b else ()))
+
+
+def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """layer_norm(x + residual) as one node: the Add & Norm of a post-norm Transformer layer.
+
+    x, residual [..., *normalized_shape], the same shape (no broadcasting); weight, bias
+    [*normalized_shape] or None -> y, x's shape.
+    """
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    if tuple(x.shape) != tuple(residual.shape):
+        raise ValueError(f"add_layer_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must have the "
+                         f"same shape (no broadcasting; expand the smaller one first)")
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ValueError(f"add_layer_norm: x of shape {tuple(x.shape)} does not end with normalized_shape "
+                         f"{normalized_shape}")
+    if weight is None and bias is not None:
+        raise ValueError("add_layer_norm: a bias without a weight is not supported; pass weight too")
+    args = (x, residual) + tuple(t for t in (weight, bias) if t is not None)
+    return AddLayerNorm.apply(*args, n_dims=len(normalized_shape), eps=float(eps))
 
 
 class GELU(Function):

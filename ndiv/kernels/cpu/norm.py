@@ -1,4 +1,5 @@
-"""softmax, log_softmax, layer norm and GELU (Numba), twins of reference/norm.py.
+"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU (Numba), twins of
+reference/norm.py.
 
 Row kernels take [N, D] (the autograd Function reshapes), split the rows into one chunk per
 thread, and make one pass to reduce and one to write, with float64 accumulators. NaN and inf
@@ -158,6 +159,45 @@ def _layer_norm_bwd(gy, x, weight, mean, rstd, n_chunks):
                 xhat = (x[i, j] - mean[i]) * rstd[i]
                 gx[i, j] = rstd[i] * (gy[i, j] * weight[j] - (s1 + xhat * s2) / d)
     return gx, gw.sum(axis=0).astype(x.dtype), gb.sum(axis=0).astype(x.dtype)
+
+
+def add_layer_norm_fwd(x, r, weight, bias, eps):
+    """Layer norm of s = x + r in one kernel (the Add & Norm of a post-norm Transformer layer).
+    x, r [N, D]; weight, bias [D]; eps -> y [N, D], s [N, D], mean [N], rstd [N]."""
+    x = np.ascontiguousarray(x)
+    r = np.ascontiguousarray(r, dtype=x.dtype)
+    n = x.shape[0]
+    y, s = np.empty_like(x), np.empty_like(x)
+    mean, rstd = np.empty(n, x.dtype), np.empty(n, x.dtype)
+    _add_layer_norm_fwd(x, r, np.ascontiguousarray(weight, dtype=x.dtype), np.ascontiguousarray(bias, dtype=x.dtype),
+                        float(eps), y, s, mean, rstd, _chunks(n, x.size))
+    return y, s, mean, rstd
+
+
+@njit(parallel=True)
+def _add_layer_norm_fwd(x, r, weight, bias, eps, y, s, mean, rstd, n_chunks):
+    n, d = x.shape
+    for c in numba.prange(n_chunks):
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            t = 0.0
+            for j in range(d):
+                v = x[i, j] + r[i, j]                  # in x's dtype, as x + r then layer_norm
+                s[i, j] = v                            # kept: the backward's input; the row stays
+                t += v                                 # in cache for the two passes below
+            mu = t / d
+            t2 = 0.0
+            for j in range(d):
+                t2 += (s[i, j] - mu) ** 2
+            rs = 1.0 / math.sqrt(t2 / d + eps)
+            mean[i], rstd[i] = mu, rs
+            for j in range(d):
+                y[i, j] = (s[i, j] - mu) * rs * weight[j] + bias[j]
+
+
+def add_layer_norm_bwd(gy, s, weight, mean, rstd):
+    """gy, s [N, D]; weight [D]; mean, rstd [N] -> gs [N, D] (the gradient of x and of r alike),
+    gweight [D], gbias [D]: layer norm's backward at the saved sum s, the same compiled kernel."""
+    return layer_norm_bwd(gy, s, weight, mean, rstd)
 
 
 def gelu_fwd(x, approximate):

@@ -1,5 +1,5 @@
-"""softmax, log_softmax, layer norm and GELU on the GPU (CuPy RawKernels), twins of
-reference/norm.py and cpu/norm.py.
+"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU on the GPU (CuPy RawKernels),
+twins of reference/norm.py and cpu/norm.py.
 
 Row kernels take [N, D] (the autograd Function reshapes): one thread block per row, a
 block-wide reduction (warp shuffles, then one shared word per warp) and one pass to write, with
@@ -59,6 +59,26 @@ extern "C" __global__ void layer_norm_fwd(const T* x, const T* w, const T* b, T*
     A r = (A)1 / SQRT(block_sum(s2, sh) / D + eps);
     for (int j = threadIdx.x; j < D; j += blockDim.x) y[o + j] = st((ld(x[o + j]) - mu) * r * ld(w[j]) + ld(b[j]));
     if (threadIdx.x == 0) { mean[blockIdx.x] = st(mu); rstd[blockIdx.x] = st(r); }
+}
+
+// layer norm of s = x + r, with s written out (the backward's input): each thread reads back only
+// the elements of s it wrote itself, so no barrier is needed between the passes
+extern "C" __global__ void add_layer_norm_fwd(const T* x, const T* r, const T* w, const T* b, T* y, T* s,
+                                              T* mean, T* rstd, int D, A eps) {
+    __shared__ A sh[32];
+    long long o = (long long)blockIdx.x * D;
+    A acc = 0;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        T v = st(ld(x[o + j]) + ld(r[o + j]));    // rounded to T, as x + r then layer_norm
+        s[o + j] = v;
+        acc += ld(v);
+    }
+    A mu = block_sum(acc, sh) / D;
+    A acc2 = 0;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) { A d = ld(s[o + j]) - mu; acc2 += d * d; }
+    A rs = (A)1 / SQRT(block_sum(acc2, sh) / D + eps);
+    for (int j = threadIdx.x; j < D; j += blockDim.x) y[o + j] = st((ld(s[o + j]) - mu) * rs * ld(w[j]) + ld(b[j]));
+    if (threadIdx.x == 0) { mean[blockIdx.x] = st(mu); rstd[blockIdx.x] = st(rs); }
 }
 
 extern "C" __global__ void layer_norm_bwd_x(const T* gy, const T* x, const T* w, const T* mean,
@@ -213,6 +233,28 @@ def layer_norm_bwd(gy, x, weight, mean, rstd):
     function(SOURCE, "layer_norm_bwd_wb", x.dtype)(((D + 31) // 32, n_chunks), (32, 8),
                                                    (gy, x, mean, rstd, pw, pb, i32(N), i32(D), i32(rows_per_chunk)))
     return gx, pw.sum(axis=0).astype(x.dtype), pb.sum(axis=0).astype(x.dtype)
+
+
+def add_layer_norm_fwd(x, r, weight, bias, eps):
+    """x, r [N, D]; weight, bias [D]; eps -> y [N, D], s = x + r [N, D], mean [N], rstd [N]."""
+    cp = get_cupy()
+    x = cp.ascontiguousarray(x)
+    r = cp.ascontiguousarray(r, dtype=x.dtype)
+    N, D = x.shape
+    y, s = cp.empty_like(x), cp.empty_like(x)
+    mean, rstd = cp.empty(N, x.dtype), cp.empty(N, x.dtype)
+    if N and D:
+        w = cp.ascontiguousarray(weight, dtype=x.dtype)
+        b = cp.ascontiguousarray(bias, dtype=x.dtype)
+        function(SOURCE, "add_layer_norm_fwd", x.dtype)((N,), (_threads(D),),
+                                                        (x, r, w, b, y, s, mean, rstd, i32(D), _acc(x.dtype)(eps)))
+    return y, s, mean, rstd
+
+
+def add_layer_norm_bwd(gy, s, weight, mean, rstd):
+    """gy, s [N, D]; weight [D]; mean, rstd [N] -> gs [N, D] (the gradient of x and of r alike),
+    gweight [D], gbias [D]: layer norm's backward at the saved sum s."""
+    return layer_norm_bwd(gy, s, weight, mean, rstd)
 
 
 def gelu_fwd(x, approximate):

@@ -1,7 +1,8 @@
-"""softmax, log_softmax, layer norm and GELU, plain NumPy: the oracle for cpu/norm.py.
-Rows are the last axis of an [N, D] array (the autograd Function reshapes to it). NaN and inf
-propagate as in torch (a row holding a nan or an inf softmaxes and normalizes to nan; gelu(nan)
-= nan, gelu(inf) = inf, gelu(-inf) = -inf * 0 = nan), silently: NumPy's warnings are off here."""
+"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU, plain NumPy: the oracle for
+cpu/norm.py. Rows are the last axis of an [N, D] array (the autograd Function reshapes to it).
+NaN and inf propagate as in torch (a row holding a nan or an inf softmaxes and normalizes to nan;
+gelu(nan) = nan, gelu(inf) = inf, gelu(-inf) = -inf * 0 = nan), silently: NumPy's warnings are
+off here."""
 from __future__ import annotations
 
 import functools
@@ -62,7 +63,24 @@ def layer_norm_bwd(gy, x, weight, mean, rstd):
     xhat = (x - mean[:, None]) * rstd[:, None]
     g = gy * weight
     gx = rstd[:, None] * (g - g.mean(1, keepdims=True) - xhat * (g * xhat).mean(1, keepdims=True))
-    return gx, (gy * xhat).sum(axis=0), gy.sum(axis=0)
+    # column sums in float64, as the kernels accumulate them (NumPy adds float32 rows one by one)
+    gw, gb = (gy * xhat).sum(axis=0, dtype=np.float64), gy.sum(axis=0, dtype=np.float64)
+    return gx, gw.astype(x.dtype), gb.astype(x.dtype)
+
+
+@_quiet
+def add_layer_norm_fwd(x, r, weight, bias, eps):
+    """Layer norm of the sum s = x + r (a residual and a sublayer's output).
+    x, r [N, D]; weight, bias [D]; eps -> y [N, D], s [N, D], mean [N], rstd [N]."""
+    s = x + r
+    y, mean, rstd = layer_norm_fwd(s, weight, bias, eps)
+    return y, s, mean, rstd
+
+
+def add_layer_norm_bwd(gy, s, weight, mean, rstd):
+    """gy, s [N, D]; weight [D]; mean, rstd [N] -> gs [N, D] (the gradient of x and of r
+    alike: ds/dx = ds/dr = 1), gweight [D], gbias [D]. Layer norm's backward at s."""
+    return layer_norm_bwd(gy, s, weight, mean, rstd)
 
 
 _K = math.sqrt(2.0 / math.pi)

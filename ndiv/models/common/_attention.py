@@ -165,10 +165,10 @@ class TransEncoderLayer(nn.Module):
 
     def forward(self, x, attn_mask=None):
         new_x, attn = self.attention(x, x, x, attn_mask=attn_mask)
-        x = self.norm1(x + self.dropout(new_x))
+        x = self.norm1.add_forward(x, self.dropout(new_x))
         y = self.dropout(self.activation(_pointwise(self.conv1, x)))
         y = self.dropout(_pointwise(self.conv2, y))
-        return self.norm2(x + y), attn
+        return self.norm2.add_forward(x, y), attn
 
 
 class TransEncoder(nn.Module):
@@ -219,11 +219,11 @@ class TransDecoderLayer(nn.Module):
         self.activation = _activation(activation)
 
     def forward(self, x, cross, x_mask=None, cross_mask=None):
-        x = self.norm1(x + self.dropout(self.self_attention(x, x, x, attn_mask=x_mask)[0]))
-        x = self.norm2(x + self.dropout(self.cross_attention(x, cross, cross, attn_mask=cross_mask)[0]))
+        x = self.norm1.add_forward(x, self.dropout(self.self_attention(x, x, x, attn_mask=x_mask)[0]))
+        x = self.norm2.add_forward(x, self.dropout(self.cross_attention(x, cross, cross, attn_mask=cross_mask)[0]))
         y = self.dropout(self.activation(_pointwise(self.conv1, x)))
         y = self.dropout(_pointwise(self.conv2, y))
-        return self.norm3(x + y)
+        return self.norm3.add_forward(x, y)
 
 
 class TransDecoder(nn.Module):
