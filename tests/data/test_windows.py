@@ -128,6 +128,22 @@ def test_sampler_shapes_and_seed():
     assert not np.array_equal(c["insample_y"], x["insample_y"]) or not np.array_equal(c["series_idx"], x["series_idx"])
 
 
+def test_sampler_builds_the_windows_of_a_series_set_once(monkeypatch):
+    """Every step takes all 4 series (batch_size >= n_series, shuffled each epoch): their batch and
+    window availability are built at the first step only; the draws stay distinct and in range."""
+    ds = TimeSeriesDataset.from_df(long_data(sizes=(40, 25, 12, 30)))
+    calls = []
+    batch = ds.batch
+    monkeypatch.setattr(ds, "batch", lambda idx: calls.append(idx) or batch(idx))
+    s = TrainWindowSampler(ds, input_size=8, h=4, batch_size=8, windows_batch_size=16, random_seed=3)
+    draws = [s.sample()["window_idx"] for _ in range(6)]
+    assert len(calls) == 1
+    n_valid = len(s._series_windows(np.arange(4))[2])
+    for w in draws:
+        assert len(np.unique(w)) == 16 and w.min() >= 0 and w.max() < n_valid
+    assert not all(np.array_equal(draws[0], w) for w in draws[1:])
+
+
 @pytest.mark.parametrize("multivariate", [False, True])
 def test_sampler_gathers_the_drawn_windows(multivariate):
     static = {"unique_id": np.array(list("abc")), "s": np.arange(3.0)}
