@@ -115,6 +115,19 @@ def out_buffer(xp, shape, dtype, nbytes: int):
     return pool.empty(shape, dtype)
 
 
+def pooled_matmul(a, b):
+    """a @ b for a [..., K] and a matrix b [K, N], into a pooled buffer when the pool is on and
+    both are numpy arrays (else a plain a @ b)."""
+    if pool.enabled and type(a) is np.ndarray and type(b) is np.ndarray and b.ndim == 2 and a.ndim >= 2 \
+            and a.shape[-1] == b.shape[0]:
+        shape = a.shape[:-1] + b.shape[1:]
+        dtype = np.result_type(a.dtype, b.dtype)
+        out = out_buffer(np, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
+        if out is not None:
+            return np.matmul(a, b, out=out)
+    return a @ b
+
+
 # -- glibc heap policy during fits -----------------------------------------------------------------
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD = 64 << 20      # arrays below 64 MiB come from the heap, not from fresh mmaps

@@ -310,7 +310,8 @@ class Instrumented:
                     self._set(cls, name, target)
         # module-level helpers of the ops and the kernels' Python wrappers: GEMMs rewritten
         for mod in ndiv_modules:
-            if not (mod.__name__.startswith(("ndiv.autograd.ops", "ndiv.kernels.cpu")) or mod.__name__ == "ndiv.autograd.amp"):
+            if not (mod.__name__.startswith(("ndiv.autograd.ops", "ndiv.kernels.cpu"))
+                    or mod.__name__ in ("ndiv.autograd.amp", "ndiv.memory")):
                 continue
             for name, fn in list(vars(mod).items()):
                 if isinstance(fn, types.FunctionType) and fn.__module__ == mod.__name__ and id(fn) not in replaced:

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from ndiv.memory import out_buffer, pool as _pool
+from ndiv.memory import pooled_matmul
 
 
 class _Local(threading.local):
@@ -105,9 +105,4 @@ def matmul(a, b):
     (so a backward runs its products in its forward's precision, as torch), else BLAS float32."""
     if _bf16 is not None and (isinstance(a, _bf16.Prepared) or isinstance(b, _bf16.Prepared)):
         return _bf16.gemm_bf16(a, b)
-    if _pool.enabled and type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2:
-        dtype = np.result_type(a.dtype, b.dtype)        # into a pooled buffer (ndiv.memory.pool)
-        out = out_buffer(np, (a.shape[0], b.shape[1]), dtype, a.shape[0] * b.shape[1] * dtype.itemsize)
-        if out is not None:
-            return np.matmul(a, b, out=out)
-    return a @ b
+    return pooled_matmul(a, b)                          # float32 BLAS, into a pooled buffer

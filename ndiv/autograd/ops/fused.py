@@ -470,26 +470,37 @@ def log_softmax(x, axis: int = -1):
     return Softmax.apply(x, axis=axis, log=True)
 
 
+def _norm_affine(x, weight, bias, n_dims):
+    """Layer norm's row view: (D, weight [D], bias [D] (ones / zeros when None), meta) of x
+    normalized over its last n_dims axes; meta keeps what the backward reshapes back."""
+    xp = _xp(x)
+    D = int(np.prod(x.shape[x.ndim - n_dims:]))
+    w = weight.reshape(D) if weight is not None else xp.ones(D, x.dtype)
+    b = bias.reshape(D) if bias is not None else xp.zeros(D, x.dtype)
+    return D, w, b, (x.shape, weight is not None, bias is not None, x.shape[x.ndim - n_dims:])
+
+
+def _affine_grads(meta, gw, gb) -> tuple:
+    """The weight and bias gradients the Function returns (only for the ones it was given)."""
+    _, has_w, has_b, wshape = meta
+    return ((gw.reshape(wshape),) if has_w else ()) + ((gb.reshape(wshape),) if has_b else ())
+
+
 class LayerNorm(Function):
     """x [..., *normalized_shape] normalized over its last n_dims axes; weight, bias
     [*normalized_shape] or None -> y, x's shape. Saves x, mean and 1/std."""
 
     def forward(self, x, weight=None, bias=None, n_dims=1, eps=1e-5):
-        xp = _xp(x)
-        D = int(np.prod(x.shape[x.ndim - n_dims:]))
+        D, w, b, self.meta = _norm_affine(x, weight, bias, n_dims)
         rows = x.reshape(-1, D)
-        w = weight.reshape(D) if weight is not None else xp.ones(D, x.dtype)
-        b = bias.reshape(D) if bias is not None else xp.zeros(D, x.dtype)
         y, mean, rstd = kernels_for(x).layer_norm_fwd(rows, w, b, eps)
         self.save_for_backward(rows, w, mean, rstd)
-        self.meta = (x.shape, weight is not None, bias is not None, x.shape[x.ndim - n_dims:])
         return y.reshape(x.shape)
 
     def backward(self, gy):
         rows, w, mean, rstd = self.saved
-        shape, has_w, has_b, wshape = self.meta
         gx, gw, gb = kernels_for(rows).layer_norm_bwd(gy.reshape(rows.shape), rows, w, mean, rstd)
-        return (gx.reshape(shape),) + ((gw.reshape(wshape),) if has_w else ()) + ((gb.reshape(wshape),) if has_b else ())
+        return (gx.reshape(self.meta[0]),) + _affine_grads(self.meta, gw, gb)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
@@ -514,23 +525,17 @@ class AddLayerNorm(Function):
     gives one gradient, x's and r's alike (ds/dx = ds/dr = 1)."""
 
     def forward(self, x, r, weight=None, bias=None, n_dims=1, eps=1e-5):
-        xp = _xp(x)
-        D = int(np.prod(x.shape[x.ndim - n_dims:]))
-        w = weight.reshape(D) if weight is not None else xp.ones(D, x.dtype)
-        b = bias.reshape(D) if bias is not None else xp.zeros(D, x.dtype)
+        D, w, b, self.meta = _norm_affine(x, weight, bias, n_dims)
         y, s, mean, rstd = kernels_for(x).add_layer_norm_fwd(x.reshape(-1, D), r.reshape(-1, D), w, b, eps)
         self.save_for_backward(s, w, mean, rstd)
-        self.meta = (x.shape, weight is not None, bias is not None, x.shape[x.ndim - n_dims:])
         return y.reshape(x.shape)
 
     def backward(self, gy):
         s, w, mean, rstd = self.saved
-        shape, has_w, has_b, wshape = self.meta
         gs, gw, gb = kernels_for(s).add_layer_norm_bwd(gy.reshape(s.shape), s, w, mean, rstd)
-        gs = gs.reshape(shape)
+        gs = gs.reshape(self.meta[0])
         need = self.needs_input_grad
-        return ((gs if need[0] else None, gs if need[1] else None)
-                + ((gw.reshape(wshape),) if has_w else ()) + ((gb.reshape(wshape),) if has_b else ()))
+        return (gs if need[0] else None, gs if need[1] else None) + _affine_grads(self.meta, gw, gb)
 
 
 def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps: float = 1e-5):

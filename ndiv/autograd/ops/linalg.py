@@ -9,22 +9,12 @@ from ndiv.autograd import amp
 from ndiv.autograd.function import Function
 from ndiv.autograd.ops.elementwise import _conj
 from ndiv.device import array_module
-from ndiv.memory import out_buffer, pool
+from ndiv.memory import pooled_matmul
 
 
 def _mm(a, b):
     """a @ b, into a pooled buffer when the pool is on and b is a matrix."""
-    if pool.enabled and b.ndim == 2 and a.ndim >= 2 and a.shape[-1] == b.shape[0]:
-        xp = array_module(a)
-        shape = a.shape[:-1] + b.shape[1:]
-        dtype = xp.result_type(a.dtype, b.dtype)
-        n = dtype.itemsize
-        for d in shape:
-            n *= d
-        out = out_buffer(xp, shape, dtype, n)
-        if out is not None:
-            return xp.matmul(a, b, out=out)
-    return a @ b
+    return pooled_matmul(a, b)
 
 
 def _swap_last(x):
