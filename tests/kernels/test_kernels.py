@@ -111,12 +111,19 @@ class _FreshCopies(tuple):
         return (a.copy() if isinstance(a, np.ndarray) else a for a in tuple.__iter__(self))
 
 
-def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d):
-    x = rng.standard_normal((B, Cin, L)).astype(dt)
+def conv_case(rng, dt, B, Cin, Cout, L, K, pl, pr, d, poke=None, scale=1.0):
+    """poke: (array name 'x', 'w' or 'gy', index, value) written before the kernels run; scale
+    multiplies x (long sums stay within float32's tolerance)."""
+    x = (scale * rng.standard_normal((B, Cin, L))).astype(dt)
     w = rng.standard_normal((Cout, Cin, K)).astype(dt)
+    if poke and poke[0] in "xw":
+        dict(x=x, w=w)[poke[0]][poke[1]] = poke[2]
 
     def bwd_args(fwd_out):
-        return (rng.standard_normal(fwd_out.shape).astype(dt), x, w, pl, pr, d)
+        gy = rng.standard_normal(fwd_out.shape).astype(dt)
+        if poke and poke[0] == "gy":
+            gy[poke[1]] = poke[2]
+        return (gy, x, w, pl, pr, d)
     return "conv1d_dilated", (x, w, pl, pr, d), bwd_args
 
 
@@ -312,6 +319,19 @@ CASES = {
     "conv_k1": lambda r, dt: conv_case(r, dt, 2, 4, 2, 6, 1, 0, 0, 1),
     "conv_L1_wide_pad": lambda r, dt: conv_case(r, dt, 1, 1, 1, 1, 3, 5, 2, 2),
     "conv_no_pad_k5_d2": lambda r, dt: conv_case(r, dt, 3, 2, 4, 13, 5, 0, 0, 2),
+    # the parallel chunks of the shift-and-add passes (y, then gx, of more than 2**17 elements;
+    # short sums, so that float32 rounding stays within the tolerance)
+    "conv_parallel_out": lambda r, dt: conv_case(r, dt, 1, 1, 64, 2100, 2, 8, 0, 8, scale=0.1),
+    "conv_parallel_in": lambda r, dt: conv_case(r, dt, 2, 256, 1, 300, 2, 8, 0, 8, scale=0.1),
+    "conv_nan_x": lambda r, dt: conv_case(r, dt, 2, 3, 4, 10, 2, 2, 0, 2, poke=("x", (1, 2, 4), NAN)),
+    # x's last 2 steps meet tap 0 of no real output (causal, d 2): an inf there must not turn
+    # tap 0's weight gradient into nan (0 * inf) through the dropped columns
+    "conv_inf_x_last_causal": lambda r, dt: conv_case(r, dt, 2, 3, 4, 10, 2, 2, 0, 2, poke=("x", (0, 1, 9), INF)),
+    "conv_-inf_x_sym": lambda r, dt: conv_case(r, dt, 2, 2, 3, 9, 3, 1, 1, 1, poke=("x", (1, 0, 0), -INF)),
+    # an inf weight meets the zero padding: 0 * inf = nan, as in the reference
+    "conv_inf_w": lambda r, dt: conv_case(r, dt, 2, 3, 4, 10, 2, 2, 0, 2, poke=("w", (1, 2, 0), INF)),
+    "conv_nan_gy": lambda r, dt: conv_case(r, dt, 2, 3, 4, 10, 2, 2, 0, 2, poke=("gy", (1, 3, 0), NAN)),
+    "conv_inf_gy_last": lambda r, dt: conv_case(r, dt, 2, 3, 4, 10, 2, 2, 0, 2, poke=("gy", (0, 0, 9), INF)),
     "conv2d_k3_same": lambda r, dt: conv2d_case(r, dt, 2, 3, 4, 5, 6, 3, 3, (1, 1, 1, 1)),
     "conv2d_11x11_on_3x12": lambda r, dt: conv2d_case(r, dt, 2, 2, 3, 3, 12, 11, 11, (5, 5, 5, 5)),
     "conv2d_asym_pad_nobias": lambda r, dt: conv2d_case(r, dt, 2, 1, 2, 1, 1, 3, 5, (0, 2, 4, 0), bias=False),
