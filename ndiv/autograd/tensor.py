@@ -339,10 +339,16 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     pending[root_ctx][root._idx] = grad
     ready = [root_ctx]
     given = set()
+    # ids of the sums this sweep allocated and that only a pending slot holds: later
+    # contributions are added into them in place (no new array per extra consumer)
+    owned = set()
     hooked = None  # id(leaf) -> [leaf, summed gradient] for leaves with hooks: they fire once, at the end
     while ready:
         f = ready.pop()
         gys = pending.pop(f, None)
+        if owned and gys is not None:
+            for g in gys:
+                owned.discard(id(g))            # it leaves the slot: an id may be reused later
         parents = f.parents
         if gys is None:
             # Every contribution to f's outputs was None (a backward or hook returned None):
@@ -394,7 +400,14 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 if slot is None:
                     slot = pending[c] = [None] * c.n_out
                 prev = slot[p._idx]
-                slot[p._idx] = g if prev is None else _add(prev, g)
+                if prev is None:
+                    slot[p._idx] = g
+                elif id(prev) in owned and type(prev) is type(g):
+                    prev += g                   # an array (ndim > 0): the same object, added into
+                else:
+                    prev = slot[p._idx] = _add(prev, g)
+                    if prev.ndim:               # a 0-d sum comes back as a scalar: not in place
+                        owned.add(id(prev))
             elif c is None:
                 continue
             deps[c] -= 1

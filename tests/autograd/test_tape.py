@@ -258,3 +258,30 @@ def test_repr_is_balanced():
     assert repr(ndiv.tensor([1.0, 2.0])) == "tensor([1., 2.], dtype=float32)"
     assert repr(ndiv.tensor([1.0], requires_grad=True)) == "tensor([1.], dtype=float32, requires_grad=True)"
     assert repr(ndiv.tensor([1, 2])) == "tensor([1, 2])"
+
+
+@pytest.mark.parametrize("use_pool", [False, True])
+def test_many_consumers_accumulate_in_place_without_touching_their_inputs(use_pool):
+    """An intermediate read by four ops gets the sum of their four gradients; from the third
+    on they are added into the sweep's own sum in place, never into an array an op returned
+    (Add's backward hands the same gy to both of its inputs, and the hook's view must stay)."""
+    rng = np.random.default_rng(0)
+    x = ndiv.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    w = rng.standard_normal((4, 4))
+    seen = []
+    was = pool.enabled
+    pool.enable(use_pool)
+    try:
+        for _ in range(2):                                   # the second pass reuses pool buffers
+            x.grad = None
+            h = x * 2.0
+            h.register_hook(lambda g: seen.append(g.copy()))
+            y = h + h                                        # the same gy for both inputs
+            loss = (y.sum() + (h * h).sum() + (h @ ndiv.tensor(w)).sum() + h.exp().sum())
+            loss.backward()
+            hv = 2.0 * x.data
+            want_h = 2.0 + 2 * hv + w.sum(axis=1) + np.exp(hv)
+            np.testing.assert_allclose(seen[-1], want_h, rtol=1e-12)
+            np.testing.assert_allclose(x.grad, 2.0 * want_h, rtol=1e-12)
+    finally:
+        pool.enable(was)
