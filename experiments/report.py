@@ -63,6 +63,25 @@ def m4_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def tourism_table(rows: list[dict]) -> str:
+    """One line per model x group: the median ensemble's MAPE against the authors' figure."""
+    groups = defaultdict(list)
+    for r in rows:
+        if r.get("protocol") == "v2" or r["model"] in ("SNaive", "Naive2"):
+            groups[(r["group"], r["model"])].append(r)
+    out = ["| group | model | authors' MAPE (1 repeat / all) | ndiv MAPE (median of 6) | members (lookback 2h..7h) | seeds | gap | wall s (mean) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (g, m), rs in sorted(groups.items()):
+        small, full = rs[0].get("paper_mape", ""), rs[0].get("paper_mape_all_repeats", "")
+        paper = f"{small} / {full}" if small != "" else "–"
+        members = rs[0].get("member_mape") or {}
+        mem = ", ".join(f"{float(v):.2f}" for _, v in sorted(members.items(), key=lambda kv: int(kv[0]))) or "–"
+        out.append(f"| {g} | {m} | {paper} | {_mean_sd([r['mape'] for r in rs])} | {mem} | "
+                   f"{','.join(str(r['seed']) for r in rs)} | {_gap([r['mape'] for r in rs], small or None)} | "
+                   f"{np.mean([r['wall_s'] for r in rs]):.0f} |")
+    return "\n".join(out)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
@@ -72,6 +91,7 @@ def main():
     lh = _load(Path(a.out) / f"long_horizon{sfx}.json")
     print("## Long horizon (protocol v2)\n\n" + long_horizon_table(lh, "v2" if not a.quick else lh[0].get("protocol", "v2") if lh else "v2"))
     print("\n## M4\n\n" + m4_table(_load(Path(a.out) / f"m4{sfx}.json")))
+    print("\n## Tourism\n\n" + tourism_table(_load(Path(a.out) / f"tourism{sfx}.json")))
 
 
 if __name__ == "__main__":

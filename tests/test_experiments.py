@@ -43,6 +43,10 @@ def test_quick_mode_runs_and_resumes(script, table, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("have ") == len(trained)          # resumed: nothing retrained
     assert json.loads((tmp_path / f"{table}.json").read_text())["rows"] == rows
+    report = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), "--quick", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert all(f"| {r['model']} |" in report.stdout for r in trained)     # every trained row is in a table
 
 
 def test_smape_mase_owa_by_hand():
