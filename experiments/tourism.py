@@ -32,8 +32,9 @@ PROTOCOL = {
 SOURCE = ("ServiceNow/N-BEATS (the authors' repository) experiments/tourism/*.gin and main.py: G = 30 identity "
           "stacks x 1 block, 2 hidden layers of 512; I = trend (3 blocks, degree 2) + seasonality (3 blocks, "
           "1 harmonic), 2 hidden layers, shared weights, 512 units in both stacks (the authors use 256 for trend "
-          "and 2048 for seasonality, which one mlp_units for all blocks cannot say); MAPE loss, batch 1024, "
-          "lr 1e-3, no scaling; steps G 100/100, I 300/500 (monthly/quarterly); windows cut in the last 20h "
+          "and 2048 for seasonality, which one mlp_units for all blocks cannot say); MAPE loss, batch 1024 "
+          "windows (of 256 series a step: N-BEATS draws series uniformly), lr 1e-3 halved 3 times, gradient "
+          "norm clipped at 1; no scaling; steps G 100/100, I 300/500 (monthly/quarterly); windows cut in the last 20h "
           "(monthly) / 10h (quarterly) points; lookbacks 2h..7h, median of the six forecasts")
 # The authors' notebooks/Tourism.ipynb (MAPE): the median ensemble of one repeat of the six
 # lookbacks ("small ensemble"), and of all 10 repeats (the paper's ensemble of this model type).
@@ -60,7 +61,7 @@ def build(name, h, lookback, steps, seed, quick):
         arch = dict(stack_types=["trend", "seasonality"], n_blocks=[3, 3], shared_weights=True, n_basis=2,
                     n_harmonics=1)
     return NBEATS(h=h, input_size=lookback * h, mlp_units=units, loss=MAPE(), max_steps=3 if quick else steps,
-                  learning_rate=1e-3, batch_size=100_000, windows_batch_size=64 if quick else 1024,
+                  learning_rate=1e-3, gradient_clip_val=1.0, batch_size=256, windows_batch_size=64 if quick else 1024,
                   start_padding_enabled=True, random_seed=seed, alias=f"{name}-{lookback}", **arch)
 
 
