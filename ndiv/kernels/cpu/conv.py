@@ -14,12 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ndiv.kernels.config import PARALLEL_MIN_SIZE, njit
-
-
-def _chunks(n, size):
-    """One chunk (the serial twin) below PARALLEL_MIN_SIZE elements, else one per thread."""
-    return 1 if size < PARALLEL_MIN_SIZE else max(1, min(n, numba.get_num_threads()))
+from ndiv.kernels.config import njit
+from ndiv.kernels.cpu.norm import _chunks
 
 
 def _flat(x, pad_left, Lp):
