@@ -44,11 +44,11 @@ smape_m4, seasonality_test, naive2 = _metrics.m4_smape, _metrics.seasonality_tes
 m4_scores, owa = _metrics.m4_scores, _metrics.owa
 
 
-def load_wide(name: str, max_rows: int | None = None, *, val_size: int | None = None, test_size: int | None = None):
+def load_wide(name: str, max_rows: int | None = None):
     """ndiv.datasets.load_long_horizon from the shared data folder, as (z-scored values [T, C],
     channel names, (train_end, val_end, test_end)). max_rows (quick mode): keep the first rows
-    only and split them 70/10/20; val_size/test_size: N-HiTS' split of the full series."""
-    d = _datasets.load_long_horizon(name, data_root(), val_size=val_size, test_size=test_size, max_rows=max_rows)
+    only and split them 70/10/20."""
+    d = _datasets.load_long_horizon(name, data_root(), max_rows=max_rows)
     return np.array(d.values), list(d.columns), (d.train_end, d.val_end, d.test_end)
 
 
