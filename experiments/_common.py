@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import platform
@@ -134,17 +135,27 @@ class ResultStore:
         if self.json.exists():                       # rows another run of the script saved meanwhile
             self.rows = json.loads(self.json.read_text())["rows"]
         self.rows = [r for r in self.rows if self._k(r) != self._k(row)] + [row]
-        self.json.write_text(json.dumps({"rows": self.rows}, indent=1, default=float))
+        _write_atomic(self.json, json.dumps({"rows": self.rows}, indent=1, default=float))
         cols = list(dict.fromkeys(k for r in self.rows for k in r if k != "versions"))
-        with open(self.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(self.rows)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(self.rows)
+        _write_atomic(self.csv, text.getvalue())
 
     def print_table(self, cols) -> None:
         print(" | ".join(cols))
         for r in self.rows:
             print(" | ".join(_fmt(r.get(c, "")) for c in cols))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and rename it over path: a run killed
+    mid-write leaves the previous file whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def _fmt(v) -> str:
