@@ -205,3 +205,42 @@ def test_norm_add_forward_is_the_norm_of_the_sum(cls, monkeypatch):
     a, b = ndiv.randn(2, 6).double(), ndiv.randn(2, 6).double()
     np.testing.assert_allclose(norm.add_forward(a, b).numpy(), norm(a + b).numpy(), rtol=1e-12)
     np.testing.assert_array_equal(seen[0].numpy(), (a + b).numpy())
+
+
+def _max_pool_reference(x, k, s, p, d, out):
+    """Window by window: the max, and the first tap holding it (the first NaN when there is one)."""
+    xpad = np.full(x.shape[:-1] + ((out - 1) * s + d * (k - 1) + 1 + p,), -np.inf)
+    xpad[..., p:p + x.shape[-1]] = x
+    y, arg = np.empty(x.shape[:-1] + (out,)), np.empty(x.shape[:-1] + (out,), int)
+    for idx in np.ndindex(x.shape[:-1]):
+        for i in range(out):
+            taps = [xpad[idx + (i * s + j * d,)] for j in range(k)]
+            nans = [j for j, v in enumerate(taps) if np.isnan(v)]
+            arg[idx + (i,)] = nans[0] if nans else int(np.argmax(taps))
+            y[idx + (i,)] = taps[arg[idx + (i,)]]
+    return y, arg, xpad
+
+
+@pytest.mark.parametrize("special", ["ties", "nan", "inf", "nan-and-inf"])
+@pytest.mark.parametrize("k,s,p,d,ceil", [(2, 2, 0, 1, True), (3, 2, 1, 2, False), (5, 5, 0, 1, True)])
+def test_max_pool1d_ties_nan_inf_match_the_window_reference(special, k, s, p, d, ceil):
+    """The pass-per-tap max pool against a window-by-window reference: values, and the gradient
+    routed to the first maximal tap (the first NaN), with ties, NaN and +-inf in x."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(-2, 3, size=(2, 3, 13)).astype(np.float64)      # small integers: many ties
+    if "nan" in special:
+        x[0, 1, [2, 3, 7]] = np.nan
+    if "inf" in special:
+        x[1, 0, [1, 4]] = np.inf
+        x[1, 2, 5] = -np.inf
+    out = nn_ops.pool_out_size(13, k, s, p, d, ceil)
+    want, arg, xpad = _max_pool_reference(x, k, s, p, d, out)
+    xt = ndiv.tensor(x, requires_grad=True)
+    y = F.max_pool1d(xt, k, s, padding=p, dilation=d, ceil_mode=ceil)
+    np.testing.assert_array_equal(y.numpy(), want)
+    gy = rng.standard_normal(want.shape)
+    y.backward(ndiv.tensor(gy))
+    gpad = np.zeros_like(xpad)
+    for idx in np.ndindex(want.shape):
+        gpad[idx[:-1] + (idx[-1] * s + arg[idx] * d,)] += gy[idx]
+    np.testing.assert_allclose(xt.grad, gpad[..., p:p + 13], rtol=1e-12, atol=1e-12)   # sums in another order

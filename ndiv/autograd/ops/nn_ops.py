@@ -130,31 +130,43 @@ def pool_out_size(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> in
     return out
 
 
-def _pool_windows(x, k, s, p, d, out, fill):
-    """x [..., L] -> windows [..., k, out] over x padded with `fill` (left p, right as needed)."""
+def _pool_taps(x, k, s, p, d, out, fill):
+    """x [..., L] -> (k strided views [..., out] of x padded with `fill` (left p, right as needed),
+    the padded length). Tap j of output i is x_padded[i * s + j * d]."""
     xp = array_module(x)
     L = x.shape[-1]
     need = (out - 1) * s + d * (k - 1) + 1
     right = max(need - L - p, 0)
     xpad = xp.pad(x, [(0, 0)] * (x.ndim - 1) + [(p, right)], constant_values=fill) if (p or right) else x
-    win = xp.empty(x.shape[:-1] + (k, out), dtype=x.dtype)
-    for j in range(k):
-        win[..., j, :] = xpad[..., j * d: j * d + s * (out - 1) + 1: s]
-    return win, xpad.shape[-1]
+    return [xpad[..., j * d: j * d + s * (out - 1) + 1: s] for j in range(k)], xpad.shape[-1]
 
 
 class MaxPool1d(Function):
-    """x [..., L] -> y [..., L_out]; max over windows of k taps (padding counts as -inf)."""
+    """x [..., L] -> y [..., L_out]; max over windows of k taps (padding counts as -inf).
+
+    The max and its tap index come from k - 1 passes over strided views of x (no [..., k, out]
+    copy, no argmax along a middle axis). The first maximal tap wins, and the first NaN (NaN is
+    the maximum, as in torch)."""
 
     def forward(self, x, *, kernel_size, stride, padding, dilation, ceil_mode):
         k, s, p, d = kernel_size, stride, padding, dilation
         out = pool_out_size(x.shape[-1], k, s, p, d, ceil_mode)
-        win, padded_len = _pool_windows(x, k, s, p, d, out, -np.inf)
+        taps, padded_len = _pool_taps(x, k, s, p, d, out, -np.inf)
         xp = array_module(x)
-        arg = win.argmax(axis=-2)
+        y = taps[0].copy()
+        arg = xp.zeros(y.shape, dtype=xp.int8 if k <= 127 else xp.int32)
+        with np.errstate(invalid="ignore", over="ignore"):  # the sum is NaN when x holds one (or +inf and -inf)
+            has_nan = k > 1 and bool(xp.isnan(x.sum()))
+        for j in range(1, k):
+            t = taps[j]
+            take = t > y
+            if has_nan:
+                take |= xp.isnan(t) & ~xp.isnan(y)
+            xp.copyto(y, t, where=take)
+            xp.copyto(arg, j, where=take)
         self.meta = (x.shape, padded_len, k, s, p, d, out)
         self.arg = arg
-        return xp.take_along_axis(win, arg[..., None, :], axis=-2)[..., 0, :]
+        return y
 
     def backward(self, gy):
         shape, padded_len, k, s, p, d, out = self.meta
@@ -172,7 +184,7 @@ class AvgPool1d(Function):
         k, s, p = kernel_size, stride, padding
         L = x.shape[-1]
         out = pool_out_size(L, k, s, p, 1, ceil_mode)
-        win, padded_len = _pool_windows(x, k, s, p, 1, out, 0.0)
+        taps, padded_len = _pool_taps(x, k, s, p, 1, out, 0.0)
         start = np.arange(out) * s - p
         end = np.minimum(start + k, L + p)
         if count_include_pad:
@@ -182,7 +194,10 @@ class AvgPool1d(Function):
         xp = array_module(x)
         div = xp.asarray(div.astype(x.dtype))
         self.meta = (x.shape, padded_len, k, s, p, out, div)
-        return win.sum(axis=-2) / div
+        total = taps[0].copy()
+        for t in taps[1:]:                     # the taps in order, as a sum over the window axis
+            total += t
+        return total / div
 
     def backward(self, gy):
         shape, padded_len, k, s, p, out, div = self.meta
