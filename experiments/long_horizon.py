@@ -11,6 +11,7 @@ step_size=1, which is what this script calls).
     python experiments/long_horizon.py                       # every row (hours to days on 2 cores)
     python experiments/long_horizon.py --only DLinear/ETTh1  # a subset; rows already saved are skipped
     python experiments/long_horizon.py --quick               # seconds: the same code path, tiny
+    python experiments/long_horizon.py --search 10 --datasets ETTm2 --horizons 96   # N-HiTS' own search
 
 Epoch-based schedules of the papers become steps: steps_per_epoch = ceil(train windows /
 batch), max_steps = epochs x steps_per_epoch, the lr halves after every epoch (LTSF-Linear's
@@ -75,6 +76,59 @@ def _nhits(ds, h):
                        "patience 10, its val/test sizes (ETTm2's file is the first 57,600 rows: the 12/4/4 split); "
                        "the paper chose pooling/downsampling (and the seed) per dataset by hyperopt over 10 trials, "
                        "this fixed choice is ours")
+
+
+# N-HiTS' search space (nhits_multivariate.py get_experiment_space): the paper picked these and the
+# seed per dataset and horizon by hyperopt, 10 trials, on validation MAE.
+NHITS_SPACE = dict(
+    n_pool_kernel_size=[[1, 1, 1], [2, 2, 2], [4, 4, 4], [8, 8, 8], [8, 4, 1], [16, 8, 1]],
+    n_freq_downsample=[[168, 24, 1], [24, 12, 1], [180, 60, 1], [60, 8, 1], [40, 20, 1]],
+    random_seed=list(range(1, 11)))
+
+
+def search_trials(n: int, search_seed: int) -> list[dict]:
+    """n points of NHITS_SPACE drawn uniformly (hyperopt's TPE starts with random draws too)."""
+    import numpy as np
+
+    rng = np.random.default_rng(search_seed)
+    return [{k: v[rng.integers(len(v))] for k, v in NHITS_SPACE.items()} for _ in range(n)]
+
+
+def run_search(store, ds, h, n, search_seed, quick):
+    """N-HiTS' protocol with its search: n trials (each saved, so a run resumes), the test error of
+    the trial with the lowest final validation loss as the row "NHITS (search n)"."""
+    L = min(5 * h, 96) if quick else 5 * h
+    if store.has(model=f"NHITS (search {n})", dataset=ds, h=h, seed=search_seed, input_size=L, protocol=PROTOCOL):
+        print(f"have NHITS (search {n})/{ds}/{h} seed {search_seed}")
+        return
+    trials = []
+    for i, t in enumerate(search_trials(n, search_seed)):
+        kw = {k: v for k, v in t.items() if k != "random_seed"}
+        name = f"NHITS[pool {t['n_pool_kernel_size']}, down {t['n_freq_downsample']}]"
+        if not store.has(model=name, dataset=ds, h=h, seed=t["random_seed"], input_size=L, protocol="v2-trial"):
+            C.seed_all(t["random_seed"])
+            row = run_one("NHITS", ds, h, t["random_seed"], quick, overrides=kw)
+            row.update(model=name, protocol="v2-trial", trial_of=f"search {n} seed {search_seed}", **kw)
+            store.add(row)
+            print(f"  trial {i}: {name} seed {t['random_seed']}: valid {row['valid_losses'][-1]} "
+                  f"mse {row['mse']:.4f} ({row['wall_s']} s)")
+        trials.append(next(r for r in store.rows if r["model"] == name and r["dataset"] == ds and r["h"] == h
+                           and r["seed"] == t["random_seed"] and r["protocol"] == "v2-trial"))
+    best = min(trials, key=lambda r: r["valid_losses"][-1] if r["valid_losses"] else float("inf"))
+    row = {k: best[k] for k in ("dataset", "h", "input_size", "quick", "split", "mse", "mae", "n_test_windows",
+                                "max_steps", "steps_run", "valid_losses", "n_pool_kernel_size",
+                                "n_freq_downsample")}
+    row.update(model=f"NHITS (search {n})", seed=search_seed, protocol=PROTOCOL, best_trial_seed=best["seed"],
+               wall_s=round(sum(r["wall_s"] for r in trials), 2),
+               settings_source=SETTINGS["NHITS"](ds, h)["source"] + f"; here: {n} uniform trials of its space, "
+               "the lowest final validation MAE chosen")
+    paper = PAPER.get(("NHITS", ds, h))
+    if paper:
+        row.update(paper_mse=paper[0], paper_mae=paper[1], paper_ref=paper[2],
+                   gap_mse_pct=round(100 * (row["mse"] / paper[0] - 1), 2))
+    store.add(row)
+    print(f"NHITS (search {n})/{ds}/{h}: best {best['model']} seed {best['seed']}: mse {row['mse']:.4f} "
+          f"mae {row['mae']:.4f}")
 
 
 # N-HiTS' splits (nhits_multivariate.py: val/test 11,520 for ETTm2, 5,270/10,539 for weather) are the
@@ -168,7 +222,9 @@ class _Type3:
         return 1 / 25 if epoch == 0 else (1.0 if epoch < 3 else 0.9 ** (epoch - 3))
 
 
-def run_one(model_name, ds, h, seed, quick, lookback=None):
+def run_one(model_name, ds, h, seed, quick, lookback=None, overrides=None):
+    """One model trained and tested on one dataset and horizon; overrides: architecture
+    options that replace the settings' (a search trial)."""
     import ndiv
     from ndiv.losses import MAE, MSE
     from ndiv.models import MODELS
@@ -179,6 +235,7 @@ def run_one(model_name, ds, h, seed, quick, lookback=None):
     if quick:                                        # tiny: short lookback, small layers, 3 steps
         L = min(L, 96)
         st["kwargs"].update({k: v for k, v in QUICK_SIZES.items() if k in st["kwargs"]})
+    st["kwargs"].update(overrides or {})
     cls = MODELS[model_name]
     mv = getattr(cls, "MULTIVARIATE", False)
     opts = training_opts(st, train_end - L - h + 1, len(cols), mv)
@@ -212,6 +269,8 @@ def main():
         p.add_argument("--datasets", nargs="+", default=DATASETS)
         p.add_argument("--horizons", nargs="+", type=int, default=None)
         p.add_argument("--lookback", type=int, default=None, help="override every model's input size")
+        p.add_argument("--search", type=int, default=0, help="NHITS only: N-HiTS' search with this many trials "
+                       "per dataset and horizon (--seeds: the search's seeds) instead of the fixed settings")
 
     a = C.parse_args(__doc__.splitlines()[0], extra)
     from ndiv.models import MODELS
@@ -226,6 +285,10 @@ def main():
     for ds in datasets:
         hs = [24] if a.quick else (a.horizons or HORIZONS.get(ds, [96, 192, 336, 720]))
         for h in hs:
+            if a.search:
+                for seed in a.seeds:
+                    run_search(store, ds, h, a.search, seed, a.quick)
+                continue
             for m in models:
                 for seed in a.seeds:
                     L = a.lookback or SETTINGS[m](ds, h)["input_size"]

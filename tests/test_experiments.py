@@ -96,3 +96,22 @@ def test_split_borders_follow_the_papers():
     assert C.split_borders(17420, "ett-h") == (8640, 11520, 14400)
     assert C.split_borders(69680, "ett-m") == (34560, 46080, 57600)
     assert C.split_borders(966, "custom") == (676, 966 - 193, 966)
+
+
+def test_nhits_search_quick_picks_the_lowest_validation_trial_and_resumes(tmp_path):
+    if not _have_data():
+        pytest.skip("no shared data (/work/shared/data or ../shared/data)")
+    pytest.importorskip("pandas")
+    cmd = [sys.executable, str(ROOT / "experiments" / "long_horizon.py"), "--quick", "--search", "3", "--out", str(tmp_path)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads((tmp_path / "long_horizon_quick.json").read_text())["rows"]
+    trials = [r for r in rows if r["protocol"] == "v2-trial"]
+    (search,) = [r for r in rows if r["model"] == "NHITS (search 3)"]
+    assert len(trials) == 3 and all(r["model"].startswith("NHITS[pool ") for r in trials)
+    best = min(trials, key=lambda r: r["valid_losses"][-1])
+    assert (search["mse"], search["mae"], search["best_trial_seed"]) == (best["mse"], best["mae"], best["seed"])
+    assert search["wall_s"] == pytest.approx(sum(r["wall_s"] for r in trials), abs=0.05)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert again.returncode == 0 and "have NHITS (search 3)/ETTh1/24" in again.stdout
+    assert json.loads((tmp_path / "long_horizon_quick.json").read_text())["rows"] == rows
