@@ -4,6 +4,7 @@ naive and the M4 Naive2 as baselines computed here.
 
     python experiments/tourism.py            # every row
     python experiments/tourism.py --quick    # seconds: 12 series, 3 steps, small layers, 2 lookbacks
+    python experiments/tourism.py --sampler nbeats   # N-BEATS' own draw: series uniformly
 
 One row is a small ensemble: six models with lookbacks 2h..7h (one repeat, MAPE loss), their
 forecasts combined by the median, as the authors' "small ensemble (1 repeat)". The row keeps
@@ -49,7 +50,7 @@ def snaive(x, h, m):
     return np.resize(x[-m:], h) if len(x) >= m else np.full(h, x[-1])
 
 
-def build(name, h, lookback, steps, seed, quick):
+def build(name, h, lookback, steps, seed, quick, batch_size=256):
     from ndiv.losses import MAPE
     from ndiv.models import NBEATS
 
@@ -61,8 +62,33 @@ def build(name, h, lookback, steps, seed, quick):
         arch = dict(stack_types=["trend", "seasonality"], n_blocks=[3, 3], shared_weights=True, n_basis=2,
                     n_harmonics=1)
     return NBEATS(h=h, input_size=lookback * h, mlp_units=units, loss=MAPE(), max_steps=3 if quick else steps,
-                  learning_rate=1e-3, gradient_clip_val=1.0, batch_size=256, windows_batch_size=64 if quick else 1024,
+                  learning_rate=1e-3, gradient_clip_val=1.0, batch_size=batch_size, windows_batch_size=64 if quick else 1024,
                   start_padding_enabled=True, random_seed=seed, alias=f"{name}-{lookback}", **arch)
+
+
+def use_nbeats_sampler() -> None:
+    """Train on N-BEATS' own draw for the rest of this process: every series in each step, and
+    windows drawn with probability 1 / (windows of their series), with replacement, so that each
+    series is equally likely, as N-BEATS' TimeseriesSampler draws them (common/sampler.py: 1024
+    series uniformly, one cut point each). NeuralForecast's loader (ndiv's default) draws windows
+    uniformly, so a series weighs as much as its length: tourism's monthly series have 91 to 333
+    points. NeuralForecast has no option for this; the script replaces TrainWindowSampler's draw."""
+    import numpy as np
+    from ndiv.data import windows as W
+
+    series_windows = W.TrainWindowSampler._series_windows
+
+    def _series_windows(self, idx):
+        hit = series_windows(self, idx)
+        self.window_series = hit[2] // hit[1].shape[2]     # valid window -> its series (position)
+        return hit
+
+    def draw(self, n_windows):
+        _, inv, count = np.unique(self.window_series, return_inverse=True, return_counts=True)
+        p = 1.0 / count[inv]
+        return self.rng.choice(n_windows, size=self.windows_batch_size, replace=True, p=p / p.sum())
+
+    W.TrainWindowSampler._series_windows, W.TrainWindowSampler.draw = _series_windows, draw
 
 
 def trim(train_df, keep: int):
@@ -72,7 +98,14 @@ def trim(train_df, keep: int):
 
 
 def main():
-    a = C.parse_args(__doc__.splitlines()[0])
+    def extra(p):
+        p.add_argument("--sampler", choices=["nf", "nbeats"], default="nf",
+                       help="nf: NeuralForecast's window draw (256 series a step); nbeats: N-BEATS' (series "
+                            "uniformly, all series a step), rows named '<model> (N-BEATS sampler)'")
+    a = C.parse_args(__doc__.splitlines()[0], extra)
+    nbeats = a.sampler == "nbeats"
+    if nbeats:
+        use_nbeats_sampler()
     store = C.ResultStore(a.out, "tourism_quick" if a.quick else "tourism", ("model", "group", "seed"))
     for group, g in GROUPS.items():
         if a.quick and group != "quarterly":
@@ -88,16 +121,18 @@ def main():
                 store.add(dict(model=name, group=group, seed=0, quick=a.quick, n_series=len(test), wall_s=0.0,
                                mape=float(np.mean([C.mape_pct(test[k], fc[k]) for k in test]))))
         for name, proto in PROTOCOL.items():
+            row_name = f"{name} (N-BEATS sampler)" if nbeats else name
             for seed in a.seeds:
-                if a.only and not any(s in f"{name}/{group}" for s in a.only):
+                if a.only and not any(s in f"{row_name}/{group}" for s in a.only):
                     continue
-                if store.has(model=name, group=group, seed=seed):
-                    print(f"have {name}/{group} seed {seed}")
+                if store.has(model=row_name, group=group, seed=seed):
+                    print(f"have {row_name}/{group} seed {seed}")
                     continue
                 members, member_mape, t0 = [], {}, time.perf_counter()
                 for lb in LOOKBACKS[:2] if a.quick else LOOKBACKS:
                     C.seed_all(seed)
-                    model = build(name, h, lb, proto["steps"][group], seed, a.quick)
+                    model = build(name, h, lb, proto["steps"][group], seed, a.quick,
+                                  batch_size=1024 if nbeats else 256)   # 1024: every series
                     fc, _ = C.fit_predict(model, trim(train_df, proto["history"][group] * h + lb * h))
                     members.append(fc)
                     member_mape[lb] = float(np.mean([C.mape_pct(test[k], fc[k]) for k in test]))
@@ -106,11 +141,11 @@ def main():
                 ens = {k: np.median([f[k] for f in members], axis=0) for k in test}
                 mape = float(np.mean([C.mape_pct(test[k], ens[k]) for k in test]))
                 small, full = PAPER.get((name, group), ("", ""))
-                store.add(dict(model=name, group=group, seed=seed, quick=a.quick, n_series=len(test), mape=mape,
+                store.add(dict(model=row_name, group=group, seed=seed, quick=a.quick, n_series=len(test), mape=mape,
                                member_mape=member_mape, paper_mape=small, paper_mape_all_repeats=full,
                                gap_pct=round(100 * (mape / small - 1), 2) if small else "", paper_ref=PAPER_REF,
-                               wall_s=round(wall, 2), settings_source=SOURCE, protocol="v2"))
-                print(f"{name}/{group} seed {seed}: median of {len(members)} MAPE {mape:.2f} "
+                               wall_s=round(wall, 2), settings_source=SOURCE, protocol="v2", sampler=a.sampler))
+                print(f"{row_name}/{group} seed {seed}: median of {len(members)} MAPE {mape:.2f} "
                       f"(authors {small}) in {wall:.0f} s")
     store.print_table(["model", "group", "seed", "mape", "paper_mape", "gap_pct", "wall_s"])
 

@@ -21,13 +21,14 @@ def _have_data() -> bool:
         return False
 
 
-@pytest.mark.parametrize("script,table", [("long_horizon.py", "long_horizon_quick"), ("m4.py", "m4_quick"),
-                                          ("tourism.py", "tourism_quick")])
-def test_quick_mode_runs_and_resumes(script, table, tmp_path):
+@pytest.mark.parametrize("script,table,extra", [("long_horizon.py", "long_horizon_quick", []),
+                                                ("m4.py", "m4_quick", []), ("tourism.py", "tourism_quick", []),
+                                                ("tourism.py", "tourism_quick", ["--sampler", "nbeats"])])
+def test_quick_mode_runs_and_resumes(script, table, extra, tmp_path):
     if not _have_data():
         pytest.skip("no shared data (/work/shared/data or ../shared/data)")
     pytest.importorskip("pandas")                       # the scripts read the CSV files with pandas
-    cmd = [sys.executable, str(ROOT / "experiments" / script), "--quick", "--out", str(tmp_path)]
+    cmd = [sys.executable, str(ROOT / "experiments" / script), "--quick", "--out", str(tmp_path), *extra]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = json.loads((tmp_path / f"{table}.json").read_text())["rows"]
@@ -115,3 +116,29 @@ def test_nhits_search_quick_picks_the_lowest_validation_trial_and_resumes(tmp_pa
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert again.returncode == 0 and "have NHITS (search 3)/ETTh1/24" in again.stdout
     assert json.loads((tmp_path / "long_horizon_quick.json").read_text())["rows"] == rows
+
+
+def test_nbeats_sampler_draws_series_uniformly(monkeypatch):
+    """tourism.py --sampler nbeats: each series equally likely whatever its length (N-BEATS'
+    draw), where the default draw weighs a series by its number of windows."""
+    import tourism
+    from ndiv.data import TimeSeriesDataset, TrainWindowSampler
+
+    sizes = (20, 200)
+    ds = TimeSeriesDataset.from_df({"unique_id": np.repeat([0, 1], sizes),
+                                    "ds": np.concatenate([np.arange(n) for n in sizes]), "y": np.arange(float(sum(sizes)))})
+
+    def share_of_short_series():
+        """(share of the short series' windows among the valid ones, share among 4000 drawn)."""
+        s = TrainWindowSampler(ds, input_size=4, h=4, batch_size=2, windows_batch_size=4000, random_seed=3)
+        batch = s.sample()
+        _, view, final = s._series_windows(batch["series_idx"])
+        short = final // view.shape[2] == 0
+        return float(np.mean(short)), float(np.mean(short[batch["window_idx"]]))
+
+    valid, drawn = share_of_short_series()
+    assert valid < 0.15 and drawn == pytest.approx(valid, abs=0.02)
+    for name in ("draw", "_series_windows"):          # undone after the test
+        monkeypatch.setattr(TrainWindowSampler, name, getattr(TrainWindowSampler, name))
+    tourism.use_nbeats_sampler()
+    assert share_of_short_series()[1] == pytest.approx(0.5, abs=0.03)
