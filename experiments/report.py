@@ -25,6 +25,14 @@ def _mean_sd(xs) -> str:
     return f"{xs.mean():.4f}" if len(xs) == 1 else f"{xs.mean():.4f} ± {xs.std(ddof=1):.4f}"
 
 
+def _seeds(rs) -> str:
+    """The rows' seeds, a run of three or more consecutive ones written first-last."""
+    seeds = sorted(int(r["seed"]) for r in rs)
+    if len(seeds) >= 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
 def _gap(ours, paper) -> str:
     if paper is None or paper == "":
         return "–"
@@ -45,7 +53,7 @@ def long_horizon_table(rows: list[dict], protocol: str = "v2") -> str:
         paper = "–" if p_mse is None else f"{p_mse} / {'–' if p_mae is None else p_mae}"
         mse, mae = [r["mse"] for r in rs], [r["mae"] for r in rs]
         out.append(f"| {m} | {ds} | {h} | {L} | {paper} | {_mean_sd(mse)} | {_mean_sd(mae)} | "
-                   f"{','.join(str(r['seed']) for r in rs)} | {_gap(mse, p_mse)} / {_gap(mae, p_mae)} | "
+                   f"{_seeds(rs)} | {_gap(mse, p_mse)} / {_gap(mae, p_mae)} | "
                    f"{np.mean([r['wall_s'] for r in rs]):.0f} |")
     return "\n".join(out)
 
@@ -58,7 +66,7 @@ def m4_table(rows: list[dict]) -> str:
     out = ["| group | model | library | sMAPE | MASE | OWA | seeds | wall s (mean) |", "|---|---|---|---|---|---|---|---|"]
     for (g, m, lib), rs in sorted(groups.items()):
         out.append(f"| {g} | {m} | {lib} | {_mean_sd([r['smape'] for r in rs])} | {_mean_sd([r['mase'] for r in rs])} | "
-                   f"{_mean_sd([r['owa'] for r in rs])} | {','.join(str(r['seed']) for r in rs)} | "
+                   f"{_mean_sd([r['owa'] for r in rs])} | {_seeds(rs)} | "
                    f"{np.mean([r['wall_s'] for r in rs]):.0f} |")
     return "\n".join(out)
 
@@ -77,7 +85,7 @@ def tourism_table(rows: list[dict]) -> str:
         members = rs[0].get("member_mape") or {}
         mem = ", ".join(f"{float(v):.2f}" for _, v in sorted(members.items(), key=lambda kv: int(kv[0]))) or "–"
         out.append(f"| {g} | {m} | {paper} | {_mean_sd([r['mape'] for r in rs])} | {mem} | "
-                   f"{','.join(str(r['seed']) for r in rs)} | {_gap([r['mape'] for r in rs], small or None)} | "
+                   f"{_seeds(rs)} | {_gap([r['mape'] for r in rs], small or None)} | "
                    f"{np.mean([r['wall_s'] for r in rs]):.0f} |")
     return "\n".join(out)
 
