@@ -127,8 +127,13 @@ class ResultStore:
     def _k(self, row) -> tuple:
         return tuple(str(row[k]) for k in self.key)
 
+    def get(self, **key) -> dict | None:
+        """The saved row with this key, or None."""
+        k = self._k(key)
+        return next((r for r in self.rows if self._k(r) == k), None)
+
     def has(self, **key) -> bool:
-        return self._k(key) in {self._k(r) for r in self.rows}
+        return self.get(**key) is not None
 
     def add(self, row: dict) -> None:
         row = dict(row, versions=versions(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

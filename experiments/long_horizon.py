@@ -105,15 +105,15 @@ def run_search(store, ds, h, n, search_seed, quick):
     for i, t in enumerate(search_trials(n, search_seed)):
         kw = {k: v for k, v in t.items() if k != "random_seed"}
         name = f"NHITS[pool {t['n_pool_kernel_size']}, down {t['n_freq_downsample']}]"
-        if not store.has(model=name, dataset=ds, h=h, seed=t["random_seed"], input_size=L, protocol="v2-trial"):
+        key = dict(model=name, dataset=ds, h=h, seed=t["random_seed"], input_size=L, protocol="v2-trial")
+        if not store.has(**key):
             C.seed_all(t["random_seed"])
             row = run_one("NHITS", ds, h, t["random_seed"], quick, overrides=kw)
             row.update(model=name, protocol="v2-trial", trial_of=f"search {n} seed {search_seed}", **kw)
             store.add(row)
             print(f"  trial {i}: {name} seed {t['random_seed']}: valid {row['valid_losses'][-1]} "
                   f"mse {row['mse']:.4f} ({row['wall_s']} s)")
-        trials.append(next(r for r in store.rows if r["model"] == name and r["dataset"] == ds and r["h"] == h
-                           and r["seed"] == t["random_seed"] and r["protocol"] == "v2-trial"))
+        trials.append(store.get(**key))
     best = min(trials, key=lambda r: r["valid_losses"][-1] if r["valid_losses"] else float("inf"))
     row = {k: best[k] for k in ("dataset", "h", "input_size", "quick", "split", "mse", "mae", "n_test_windows",
                                 "max_steps", "steps_run", "valid_losses", "n_pool_kernel_size",
@@ -122,10 +122,7 @@ def run_search(store, ds, h, n, search_seed, quick):
                wall_s=round(sum(r["wall_s"] for r in trials), 2),
                settings_source=SETTINGS["NHITS"](ds, h)["source"] + f"; here: {n} uniform trials of its space, "
                "the lowest final validation MAE chosen")
-    paper = PAPER.get(("NHITS", ds, h))
-    if paper:
-        row.update(paper_mse=paper[0], paper_mae=paper[1], paper_ref=paper[2],
-                   gap_mse_pct=round(100 * (row["mse"] / paper[0] - 1), 2))
+    row.update(paper_fields("NHITS", ds, h, row))
     store.add(row)
     print(f"NHITS (search {n})/{ds}/{h}: best {best['model']} seed {best['seed']}: mse {row['mse']:.4f} "
           f"mae {row['mae']:.4f}")
@@ -186,6 +183,16 @@ PAPER = {
 }
 PAPER_LOOKBACK = {"DLinear": 336, "NLinear": 336, "PatchTST": 336}   # NHITS: 5h
 PROTOCOL = "v2"     # v2: best checkpoint reloaded (linear, PatchTST), the scripts' lr schedules, N-HiTS' one series a step
+
+
+def paper_fields(model: str, ds: str, h: int, row: dict) -> dict:
+    """The paper's figures for (model, ds, h) and the row's relative gaps to them ({} without one)."""
+    paper = PAPER.get((model, ds, h))
+    if not paper:
+        return {}
+    return dict(paper_mse=paper[0], paper_mae=paper[1], paper_ref=paper[2],
+                gap_mse_pct=round(100 * (row["mse"] / paper[0] - 1), 2),
+                gap_mae_pct=None if paper[1] is None else round(100 * (row["mae"] / paper[1] - 1), 2))
 
 
 def training_opts(st: dict, n_train_windows: int, n_channels: int, multivariate: bool) -> dict:
@@ -301,11 +308,8 @@ def main():
                         continue
                     C.seed_all(seed)
                     row = run_one(m, ds, h, seed, a.quick, a.lookback)
-                    paper = PAPER.get((m, ds, h))
-                    if paper and L == PAPER_LOOKBACK.get(m, 5 * h):
-                        row.update(paper_mse=paper[0], paper_mae=paper[1], paper_ref=paper[2],
-                                   gap_mse_pct=round(100 * (row["mse"] / paper[0] - 1), 2),
-                                   gap_mae_pct=None if paper[1] is None else round(100 * (row["mae"] / paper[1] - 1), 2))
+                    if L == PAPER_LOOKBACK.get(m, 5 * h):
+                        row.update(paper_fields(m, ds, h, row))
                     store.add(row)
                     print(f"{name} seed {seed} L={L}: mse {row['mse']:.4f} mae {row['mae']:.4f} ({row['wall_s']} s)")
     store.print_table(["model", "dataset", "h", "seed", "input_size", "mse", "mae", "paper_mse", "paper_mae", "gap_mse_pct", "gap_mae_pct", "wall_s"])
