@@ -535,7 +535,7 @@ def format_profile(p: Profile) -> str:
                  f"{p.parts['gemm'] / p.floor if p.floor else float('nan'):.2f}x their floor")
     for nm, shapes, c in p.gemm_shapes[:5]:
         lines.append(f"    {c:3d} x {nm} {' @ '.join(str(list(s)) for s in shapes)}")
-    top = sorted(p.details.items(), key=lambda kv: -kv[1])[:8]
+    top = sorted(p.details.items(), key=lambda kv: -kv[1])[:int(os.environ.get("NDIV_PROFILE_TOP", 8))]
     if top:
         lines.append("  the slowest kernels and ops (exclusive, per step):")
         lines += [f"    {v * ms:9.2f} ms  {name}" for name, v in top]

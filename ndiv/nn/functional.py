@@ -4,7 +4,8 @@ Most functions are composed from Tensor ops (the tape differentiates them); the 
 hand-written backward are Functions in ndiv/autograd/ops/nn_ops.py (linear, conv, pooling,
 embedding, dropout). Where a fused kernel exists or will exist (softmax, log_softmax,
 layer_norm, gelu, conv1d, scaled_dot_product_attention), the composed version keeps the name
-`_<fn>_composed`: it is the oracle that the fused route is tested against.
+`_<fn>_composed`: it is the oracle that the fused route is tested against (elu and glu keep
+their one-op NumPy Functions, elementwise.Elu and Glu, for that).
 """
 from __future__ import annotations
 
@@ -109,9 +110,11 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x for x > 0, alpha (e^x - 1) otherwise: one op (forward and backward)."""
-    from ndiv.autograd.ops.elementwise import Elu
-    return Elu.apply(x, alpha=float(alpha))
+    """x for x > 0, alpha (e^x - 1) otherwise: the fused kernel for float32/float64, else one
+    NumPy op (elementwise.Elu, also the kernel's oracle)."""
+    if _fused_ok(x):
+        return _fused().elu(x, alpha)
+    return _elementwise.Elu.apply(x, alpha=float(alpha))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -184,12 +187,14 @@ def softmin(x: Tensor, dim: int, dtype=None) -> Tensor:
 
 
 def glu(x: Tensor, dim: int = -1) -> Tensor:
-    """a * sigmoid(b), x = [a | b] halved along dim: one op (forward and backward)."""
+    """a * sigmoid(b), x = [a | b] halved along dim: the fused kernel for float32/float64, else one
+    NumPy op (elementwise.Glu, also the kernel's oracle)."""
     n = x.shape[dim]
     if n % 2:
         raise ValueError(f"glu: dim {dim} of size {n} must be even")
-    from ndiv.autograd.ops.elementwise import Glu
-    return Glu.apply(x, axis=dim)
+    if _fused_ok(x):
+        return _fused().glu(x, dim)
+    return _elementwise.Glu.apply(x, axis=dim)
 
 
 # -- linear, dropout, embedding ----------------------------------------------------------------

@@ -150,3 +150,16 @@ def gelu(x, approximate="none"):
     if approximate == "tanh":
         return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)).tanh())
     return 0.5 * x * (1 + ndiv.erf(x / math.sqrt(2.0)))
+
+
+def glu(x, axis=-1):
+    """a * sigmoid(b) for x = [a | b] halved along axis."""
+    axis %= x.ndim
+    n = x.shape[axis] // 2
+    head = (slice(None),) * axis
+    return x[head + (slice(0, n),)] * x[head + (slice(n, 2 * n),)].sigmoid()
+
+
+def elu(x, alpha=1.0):
+    """alpha (e^x - 1) where x <= 0, x elsewhere (so a nan input passes its gradient on, as torch's)."""
+    return ndiv.where(x <= 0, x.clamp(max=0).expm1() * alpha, x)

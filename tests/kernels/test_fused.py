@@ -149,6 +149,16 @@ CASES = {
              lambda t, x: t.nn.functional.gelu(x)),
     "gelu_tanh": (fused.gelu, composed.gelu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], dict(approximate="tanh"),
                   lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+    "glu": (fused.glu, composed.glu, lambda r, dt: [T(r, 3, 4, 8, dtype=dt, scale=2)], {},
+            lambda t, x: t.nn.functional.glu(x)),
+    "glu_axis1": (fused.glu, composed.glu, lambda r, dt: [T(r, 3, 4, 5, dtype=dt, scale=2)], dict(axis=1),
+                  lambda t, x: t.nn.functional.glu(x, 1)),
+    "glu_axis0": (fused.glu, composed.glu, lambda r, dt: [T(r, 6, 5, dtype=dt, scale=2)], dict(axis=-2),
+                  lambda t, x: t.nn.functional.glu(x, -2)),
+    "elu": (fused.elu, composed.elu, lambda r, dt: [T(r, 3, 7, dtype=dt, scale=2)], {},
+            lambda t, x: t.nn.functional.elu(x)),
+    "elu_alpha": (fused.elu, composed.elu, lambda r, dt: [T(r, 2, 9, dtype=dt, scale=2)], dict(alpha=0.4),
+                  lambda t, x: t.nn.functional.elu(x, 0.4)),
 }
 NORMALIZED = {"layer_norm": (6,), "layer_norm_2d_noaffine": (2, 4)}
 
@@ -204,7 +214,7 @@ def test_matches_torch_float32(name):
 
 
 @pytest.mark.parametrize("name", ["small_attn", "batch_norm", "linear_relu", "rnn_tanh", "rnn_relu", "lstm", "gru", "conv_causal", "conv2d", "attn", "softmax", "log_softmax", "layer_norm",
-                                  "add_layer_norm", "gelu"])
+                                  "add_layer_norm", "gelu", "glu", "elu"])
 def test_the_fused_kernel_ran(name, monkeypatch):
     fn, _, make, kwargs, _ = CASES[name]
     kernel = {"small_attn": "small_attn", "batch_norm": "batch_norm", "linear_relu": "linear_act", "rnn_tanh": "rnn_seq", "rnn_relu": "rnn_seq", "lstm": "lstm_seq", "gru": "gru_seq", "conv_causal": "conv1d_dilated", "attn": "flash_attn"}.get(name, name)
@@ -254,6 +264,7 @@ def test_attention_memory_is_linear_in_length():
      "does not broadcast"),
     (lambda: fused.layer_norm(ndiv.zeros(2, 3), (4,)), "does not end with normalized_shape"),
     (lambda: fused.gelu(ndiv.zeros(2), approximate="fast"), "'none' or 'tanh'"),
+    (lambda: fused.glu(ndiv.zeros(2, 3)), "glu: dim -1 of size 3 must be even"),
     (lambda: fused.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(1, 3), (3,)),
      r"add_layer_norm: x \(2, 3\) and residual \(1, 3\) must have the same shape"),
     (lambda: ndiv.nn.functional.add_layer_norm(ndiv.zeros(2, 3), ndiv.zeros(3), 3),
@@ -308,6 +319,9 @@ NONFINITE = {  # name -> (CASES row whose fused fn, composed fn, kwargs and torc
     "gelu_nonfinite": ("gelu", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (0, slice(0, 3)), [np.nan, np.inf, -np.inf])),
     "gelu_tanh_nonfinite": ("gelu_tanh", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (1, slice(2, 5)),
                                                              [-np.inf, np.nan, np.inf])),
+    "glu_nonfinite": ("glu", lambda r, dt: _poke(_poke([T(r, 3, 8, dtype=dt)], 0, (0, slice(0, 3)), [np.nan, np.inf, -np.inf]),
+                                                 0, (1, slice(4, 8)), [np.nan, np.inf, -np.inf, -200.0])),
+    "elu_nonfinite": ("elu", lambda r, dt: _poke([T(r, 3, 7, dtype=dt)], 0, (0, slice(0, 5)), [np.nan, np.inf, -np.inf, 0.0, -90.0])),
     "conv2d_nan_x": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 0, (1, 2, 0, 3), np.nan)),
     "conv2d_inf_w_corner": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 1, (2, 0, 0, 0), np.inf)),
     "conv2d_nan_bias": ("conv2d", lambda r, dt: _poke(CASES["conv2d"][2](r, dt), 2, 3, np.nan)),

@@ -199,6 +199,17 @@ def gelu_case(rng, dt, shape, approximate):
     return "gelu", (x, approximate), lambda y: (rng.standard_normal(shape).astype(dt), x, approximate)
 
 
+def glu_case(rng, dt, N, n, scale=3):
+    x = (scale * rng.standard_normal((N, 2 * n))).astype(dt)
+    return "glu", (x,), lambda y: (rng.standard_normal((N, n)).astype(dt), x)
+
+
+def elu_case(rng, dt, shape, alpha=1.0):
+    x = (2 * rng.standard_normal(shape)).astype(dt)
+    x.reshape(-1)[:3] = np.array([-1e-6, 1e-3, -0.49], dt)[:x.size]   # expm1's small-x polynomial
+    return "elu", (x, alpha), lambda y: (rng.standard_normal(shape).astype(dt), x, alpha)
+
+
 NAN, INF = np.nan, np.inf
 NONFINITE_ROWS = [[1, NAN, 2, 0.5], [1, INF, 2, 0.5], [1, -INF, 2, 0.5], [-INF] * 4, [INF] * 4, [NAN] * 4,
                   [0.3, -1, 2, 1], [-INF, 3, -INF, -INF]]
@@ -221,6 +232,20 @@ def nonfinite_rows_case(name, rng, dt):
 def gelu_nonfinite_case(rng, dt, approximate):
     x = np.array([NAN, INF, -INF, 0.0, -0.0, 1.5, -30.0, 30.0], dt)
     return "gelu", (x, approximate), lambda y: (rng.standard_normal(x.shape).astype(dt), x, approximate)
+
+
+def glu_nonfinite_case(rng, dt):
+    """nan, +inf and -inf in a (the first half) and in b, and b far out in both tails."""
+    a = np.array([NAN, INF, -INF, 1.0, 2.0, 1.0, 0.0, INF, -0.5], dt)
+    b = np.array([0.3, 0.3, 0.3, NAN, INF, -INF, 200.0, -200.0, -30.0], dt)
+    x = np.stack([np.concatenate([a, b]), np.concatenate([b, a])])
+    return "glu", (x,), lambda y: (rng.standard_normal((2, 9)).astype(dt), x)
+
+
+def elu_nonfinite_case(rng, dt, alpha):
+    """32 elements: torch's vectorized loop (a nan input's gradient is nan there, gy in its tail)."""
+    x = np.concatenate([[NAN, INF, -INF, 0.0, -0.0, 1.5, -30.0, 100.0, -100.0], rng.standard_normal(23)]).astype(dt)
+    return "elu", (x, alpha), lambda y: (rng.standard_normal(x.shape).astype(dt), x, alpha)
 
 
 def attn_nonfinite_case(rng, dt, L, where, value, pos, mask):
@@ -254,6 +279,9 @@ NONFINITE_CASES = {
                                                                       ("r", (1, 2), -INF)),
     "gelu_erf_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, False),
     "gelu_tanh_nonfinite": lambda r, dt: gelu_nonfinite_case(r, dt, True),
+    "glu_nonfinite": glu_nonfinite_case,
+    "elu_nonfinite": lambda r, dt: elu_nonfinite_case(r, dt, 1.0),
+    "elu_alpha_nonfinite": lambda r, dt: elu_nonfinite_case(r, dt, 0.7),
     "attn_dead_row": lambda r, dt: attn_nonfinite_case(r, dt, 5, "q", 0.5, 0, "dead"),
     # a nan or inf entering one step's pre-activation travels through the recurrence (and back)
     "rnn_tanh_nan": lambda r, dt: rnn_case(r, dt, 4, 2, 3, False, ((1, 0, 2), NAN)),
@@ -360,6 +388,14 @@ CASES = {
     "gelu_erf": lambda r, dt: gelu_case(r, dt, (4, 5), False),
     "gelu_tanh": lambda r, dt: gelu_case(r, dt, (3, 2, 7), True),
     "gelu_empty": lambda r, dt: gelu_case(r, dt, (0,), True),
+    "glu": lambda r, dt: glu_case(r, dt, 5, 3),
+    "glu_n1": lambda r, dt: glu_case(r, dt, 3, 1),
+    "glu_N0": lambda r, dt: glu_case(r, dt, 0, 4),
+    "glu_wide": lambda r, dt: glu_case(r, dt, 300, 128, scale=8),
+    "elu": lambda r, dt: elu_case(r, dt, (4, 5)),
+    "elu_alpha": lambda r, dt: elu_case(r, dt, (3, 2, 7), alpha=0.3),
+    "elu_empty": lambda r, dt: elu_case(r, dt, (0,)),
+    "elu_large": lambda r, dt: elu_case(r, dt, (70_000,), alpha=1.7),
     **NONFINITE_CASES,
 }
 
@@ -432,6 +468,16 @@ def torch_twin(t, name, fwd_args, bwd_args):
     if name == "gelu":
         x = T(fwd_args[0])
         y = t.nn.functional.gelu(x, approximate="tanh" if fwd_args[1] else "none")
+        y.backward(gy)
+        return [y], [x.grad]
+    if name == "glu":
+        x = T(fwd_args[0])
+        y = t.nn.functional.glu(x, -1)
+        y.backward(gy)
+        return [y], [x.grad]
+    if name == "elu":
+        x = T(fwd_args[0])
+        y = t.nn.functional.elu(x, fwd_args[1])
         y.backward(gy)
         return [y], [x.grad]
     if name == "small_attn":
@@ -508,7 +554,7 @@ def test_softmax_of_a_row_with_a_nan_is_nan():
         assert np.isnan(y[0]).all() and np.isfinite(y[1]).all(), dt
 
 
-ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "add", "gelu")]
+ROW_CASES = [c for c in CASES if c.split("_")[0] in ("softmax", "log", "layer", "add", "gelu", "glu", "elu")]
 
 
 @pytest.mark.parametrize("case", ROW_CASES)
@@ -519,7 +565,8 @@ def test_parallel_twin_matches_reference(case, monkeypatch):
     import ndiv.kernels.cpu.norm as norm
     monkeypatch.setattr(norm, "_chunks", lambda n, size: max(1, min(n, 2)))
     calls = []
-    for name in ("_softmax_fwd", "_softmax_bwd", "_layer_norm_fwd", "_layer_norm_bwd", "_add_layer_norm_fwd", "_gelu"):
+    for name in ("_softmax_fwd", "_softmax_bwd", "_layer_norm_fwd", "_layer_norm_bwd", "_add_layer_norm_fwd", "_gelu", "_glu",
+                 "_elu"):
         twins = getattr(norm, name)
         monkeypatch.setattr(twins, "parallel", (lambda k: lambda *a: calls.append(a[-1]) or k(*a))(twins.parallel))
     test_cpu_matches_reference(case, "float64")

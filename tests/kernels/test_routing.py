@@ -99,6 +99,8 @@ OPS = {
     "add_layer_norm": (lambda r: F.add_layer_norm(on_gpu(r, 2, 3, 4), on_gpu(r, 2, 3, 4), (4,), on_gpu(r, 4),
                                                   on_gpu(r, 4)), "add_layer_norm"),
     "gelu": (lambda r: F.gelu(on_gpu(r, 7), approximate="tanh"), "gelu"),
+    "glu": (lambda r: F.glu(on_gpu(r, 3, 4, 5), 1), "glu"),
+    "elu": (lambda r: F.elu(on_gpu(r, 2, 7), 0.5), "elu"),
     "sdpa": (lambda r: F.scaled_dot_product_attention(on_gpu(r, 1, 2, 70, 4), on_gpu(r, 1, 2, 70, 4),
                                                       on_gpu(r, 1, 2, 70, 4), is_causal=True), "flash_attn"),
     "sdpa_bool_mask": (lambda r: F.scaled_dot_product_attention(

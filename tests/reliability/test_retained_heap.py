@@ -1,6 +1,7 @@
 """ndiv.memory.retained_heap: glibc's thresholds raised during a fit and restored after, counted
-across nested and concurrent fits; NDIV_RETAIN_HEAP=0 leaves malloc alone; a fit gives the same
-weights either way (only where memory comes from changes)."""
+across nested and concurrent fits; NumPy's huge-page advice off during a fit and restored after;
+NDIV_RETAIN_HEAP=0 leaves malloc and NumPy alone; a fit gives the same weights either way (only
+where memory comes from changes)."""
 from __future__ import annotations
 
 import threading
@@ -80,3 +81,38 @@ def test_a_fit_is_the_same_with_and_without(monkeypatch):
         m = MLP(h=12, input_size=24, hidden_size=16, max_steps=5, random_seed=3).fit_dataset(ds)
         weights.append(m.state_dict()["out.weight"].copy())
     np.testing.assert_array_equal(weights[0], weights[1])
+
+
+def _numpy_hugepage():
+    switch = memory._numpy_hugepage_switch()
+    current = switch(True)
+    switch(current)
+    return current
+
+
+def test_numpy_huge_pages_off_inside_and_restored_after(monkeypatch):
+    monkeypatch.delenv("NDIV_RETAIN_HEAP", raising=False)
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    switch = memory._numpy_hugepage_switch()
+    for before in (True, False):
+        switch(before)
+        try:
+            with memory.retained_heap():
+                with memory.retained_heap():
+                    assert _numpy_hugepage() is False
+                assert _numpy_hugepage() is False
+            assert _numpy_hugepage() is before
+        finally:
+            switch(True)
+
+
+def test_numpy_huge_pages_left_alone_when_the_user_chose(monkeypatch):
+    before = _numpy_hugepage()
+    monkeypatch.delenv("NDIV_RETAIN_HEAP", raising=False)
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+    with memory.retained_heap():
+        assert _numpy_hugepage() is before
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+    monkeypatch.setenv("NDIV_RETAIN_HEAP", "0")
+    with memory.retained_heap():
+        assert _numpy_hugepage() is before

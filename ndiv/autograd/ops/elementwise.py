@@ -348,7 +348,8 @@ class Sigmoid(Function):
 
 class Elu(Function):
     """elu(x) = x for x > 0, alpha (e^x - 1) otherwise, in one op (torch's F.elu); the gradient
-    is alpha e^x for x <= 0 and 1 otherwise, as torch's (a nan input: nan forward, gy backward)."""
+    is 1 for x > 0 and alpha e^x otherwise, as torch's (a nan input: nan forward and backward, as
+    torch's vectorized loop). The NumPy route for dtypes without the fused kernel (fused.ELU)."""
     def forward(self, x, alpha=1.0):
         _real_only("elu", x)
         xp = array_module(x)
@@ -366,8 +367,7 @@ class Elu(Function):
         slope = xp.minimum(x, 0, out=xp.empty(x.shape, x.dtype))
         xp.exp(slope, out=slope)
         slope *= x.dtype.type(self.alpha)
-        # torch's elu_backward: alpha e^x where x <= 0, else 1 (so a nan input passes gy on)
-        slope = xp.where(x <= 0, slope, x.dtype.type(1))
+        slope = xp.where(x > 0, x.dtype.type(1), slope)
         slope *= gy
         return slope
 

@@ -22,7 +22,7 @@ from ndiv.autograd.tensor import Tensor
 from ndiv.device import array_module, kernels_for
 
 __all__ = ["small_attention", "batch_norm_train", "linear_act", "rnn_seq", "lstm_seq", "gru_seq", "conv1d_dilated", "conv2d", "flash_attention", "softmax", "log_softmax",
-           "layer_norm", "add_layer_norm", "gelu"]
+           "layer_norm", "add_layer_norm", "gelu", "glu", "elu"]
 
 
 def _xp(x):
@@ -577,3 +577,50 @@ def gelu(x, approximate: str = "none"):
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(x, approximate=approximate == "tanh")
+
+
+# -- GLU and ELU ---------------------------------------------------------------------------------
+class GLU(Function):
+    """glu(x) = a * sigmoid(b) for x = [a | b] halved along `axis`, one kernel pass each way.
+    x [..., 2n, ...] -> y [..., n, ...]; saves x only (backward recomputes sigmoid(b)). The kernel
+    works on rows [P, 2 n Q] (P the sizes before `axis`, Q those after), whose halves are a and b."""
+
+    def forward(self, x, axis=-1):
+        axis %= x.ndim
+        self.save_for_backward(x)
+        self.rows, self.cols = math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
+        y = kernels_for(x).glu_fwd(x.reshape(self.rows, self.cols))
+        return y.reshape(x.shape[:axis] + (x.shape[axis] // 2,) + x.shape[axis + 1:])
+
+    def backward(self, gy):
+        (x,) = self.saved
+        gx = kernels_for(gy).glu_bwd(gy.reshape(self.rows, self.cols // 2), x.reshape(self.rows, self.cols))
+        return gx.reshape(x.shape)
+
+
+def glu(x, axis: int = -1):
+    """GLU with the fused kernel; x's size along axis must be even."""
+    n = x.shape[axis]
+    if n % 2:
+        raise ValueError(f"glu: dim {axis} of size {n} must be even")
+    return GLU.apply(x, axis=axis)
+
+
+class ELU(Function):
+    """elu(x) = x for x > 0, alpha (e^x - 1) otherwise, one kernel pass each way; x any shape.
+    The gradient is torch's elu_backward on the input: alpha e^x for x <= 0, else 1 (a nan input
+    passes gy on). Saves x."""
+
+    def forward(self, x, alpha=1.0):
+        self.save_for_backward(x)
+        self.alpha = alpha
+        return kernels_for(x).elu_fwd(x, alpha)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return kernels_for(gy).elu_bwd(gy, x, self.alpha)
+
+
+def elu(x, alpha: float = 1.0):
+    """ELU with the fused kernel."""
+    return ELU.apply(x, alpha=float(alpha))

@@ -38,6 +38,10 @@ def fast_erf(x):  # pragma: no cover
     return math.erf(x)
 
 
+def fast_expm1(x):  # pragma: no cover
+    return math.expm1(x)
+
+
 def gelu_cdf(x):  # pragma: no cover - Phi(x) = (1 + erf(x / sqrt 2)) / 2, the standard normal CDF
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
@@ -82,6 +86,10 @@ _ERF_Q = (_f32(0.00012530139065347612), _f32(-1.1292039155960083), _f32(-0.63419
           _f32(0.00010179267701460049), _f32(6.433362432289869e-05), _f32(-1.2451700968085788e-05),
           _f32(7.844554943403637e-07))
 _ERF_T_MAX = _f32(3.95)
+# expm1 for float32: e^x - 1 loses the relative precision of a small x (e^-1e-4 - 1 is off by 6e-4
+# relative), so |x| < 1/2 takes the Taylor polynomial of degree 8 (truncation below 2e-8 relative);
+# both are computed and one selected, as for erf.
+_EXPM1_C = tuple(_f32(1.0 / math.factorial(k)) for k in range(2, 9))
 _RSQRT2_32, _RSQRT2PI_32 = _f32(1.0 / math.sqrt(2.0)), _f32(1.0 / math.sqrt(2.0 * math.pi))
 
 _JIT = dict(inline="always", fastmath=set(FASTMATH), error_model="numpy")
@@ -136,6 +144,19 @@ def _ov_erf(x):
             return y if x == x else x                     # erf(nan) = nan (the clamp loses it)
         return erf32
     return lambda x: math.erf(x)
+
+
+@overload(fast_expm1, jit_options=_JIT)
+def _ov_expm1(x):
+    if x == types.float32:
+        c2, c3, c4, c5, c6, c7, c8 = _EXPM1_C
+
+        def expm1_32(x):
+            small = x + x * x * (c2 + x * (c3 + x * (c4 + x * (c5 + x * (c6 + x * (c7 + x * c8))))))
+            big = fast_exp(x) - _ONE                      # nan, +-inf: exp's (nan, inf, -1)
+            return small if abs(x) < _HALF else big
+        return expm1_32
+    return lambda x: math.expm1(x)
 
 
 @overload(gelu_cdf, jit_options=_JIT)

@@ -1,4 +1,4 @@
-"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU (Numba), twins of
+"""softmax, log_softmax, layer norm (also of a sum x + r), GELU, GLU and ELU (Numba), twins of
 reference/norm.py.
 
 Row kernels take [N, D] (the autograd Function reshapes), split the rows into one chunk per
@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from ndiv.kernels.config import PARALLEL_MIN_SIZE, njit
-from ndiv.kernels.cpu._math import fast_exp, fast_tanh, gelu_cdf, gelu_pdf
+from ndiv.kernels.cpu._math import fast_exp, fast_expm1, fast_tanh, gelu_cdf, gelu_pdf
 
 
 def _chunks(n, size):
@@ -267,3 +267,103 @@ def _gelu_erf_bwd(gy, x, out):
     for i in range(x.shape[0]):
         v = x[i]
         out[i] = gy[i] * (gelu_cdf(v) + v * gelu_pdf(v))
+
+
+# -- GLU and ELU: one pass each way (the composed ops make 4-6 passes and as many temporaries) ------
+def glu_fwd(x):
+    """x [N, 2n] = [a | b] -> y [N, n] = a * sigmoid(b)."""
+    x = np.ascontiguousarray(x)
+    n = x.shape[1] // 2
+    y = np.empty((x.shape[0], n), x.dtype)
+    _glu(x, x, y, False, _chunks(x.shape[0], x.size))
+    return y
+
+
+def glu_bwd(gy, x):
+    """gy [N, n], x [N, 2n] -> gx [N, 2n] = [gy s | gy a s (1 - s)]; s is recomputed from x."""
+    x = np.ascontiguousarray(x)
+    gy = np.ascontiguousarray(gy, dtype=x.dtype)
+    gx = np.empty_like(x)
+    _glu(gy, x, gx, True, _chunks(x.shape[0], x.size))
+    return gx
+
+
+@njit(parallel=True)
+def _glu(gy, x, out, backward, n_chunks):
+    """backward=False: out [N, n] = glu(x) (gy unused); backward=True: out [N, 2n] = glu's gradient.
+    Rows go to the element loops as views from index 0, so that they vectorize (see _gelu)."""
+    N, n = x.shape[0], x.shape[1] // 2
+    for c in numba.prange(n_chunks):
+        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
+            if backward:
+                _glu_bwd_row(gy[i], x[i, :n], x[i, n:], out[i, :n], out[i, n:])
+            else:
+                _glu_fwd_row(x[i, :n], x[i, n:], out[i])
+
+
+_ONE32 = np.float32(1.0)     # float32 + float32 stays float32; float64 + float32 is float64
+
+
+@njit()
+def _sigmoid_in_dtype(v):
+    # 1 / (1 + e^-v) in v's dtype (torch's formula): e^-v = inf gives 0, nan stays nan
+    return _ONE32 / (_ONE32 + fast_exp(-v))
+
+
+@njit()
+def _glu_fwd_row(a, b, y):
+    for j in range(a.shape[0]):
+        y[j] = a[j] * _sigmoid_in_dtype(b[j])
+
+
+@njit()
+def _glu_bwd_row(gy, a, b, ga, gb):
+    for j in range(a.shape[0]):
+        s = _sigmoid_in_dtype(b[j])
+        ga[j] = gy[j] * s
+        gb[j] = (_ONE32 - s) * s * a[j] * gy[j]
+
+
+def elu_fwd(x, alpha):
+    """x any shape; alpha a float -> y = x where x > 0, alpha (e^x - 1) elsewhere."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _elu(x.reshape(-1), x.reshape(-1), y.reshape(-1), x.dtype.type(alpha), False, _chunks(x.size, x.size))
+    return y
+
+
+def elu_bwd(gy, x, alpha):
+    """gy, x same shape -> gx = gy where x > 0, gy alpha e^x elsewhere (a nan input: nan)."""
+    x = np.ascontiguousarray(x)
+    gy = np.ascontiguousarray(gy, dtype=x.dtype)
+    gx = np.empty_like(x)
+    _elu(gy.reshape(-1), x.reshape(-1), gx.reshape(-1), x.dtype.type(alpha), True, _chunks(x.size, x.size))
+    return gx
+
+
+@njit(parallel=True)
+def _elu(gy, x, out, alpha, backward, n_chunks):
+    """backward=False: out = elu(x) (gy unused); backward=True: out = gy * elu'(x)."""
+    n = x.shape[0]
+    for c in numba.prange(n_chunks):
+        lo, hi = c * n // n_chunks, (c + 1) * n // n_chunks
+        if backward:
+            _elu_bwd_flat(gy[lo:hi], x[lo:hi], out[lo:hi], alpha)
+        else:
+            _elu_fwd_flat(x[lo:hi], out[lo:hi], alpha)
+
+
+@njit()
+def _elu_fwd_flat(x, out, alpha):
+    for i in range(x.shape[0]):
+        v = x[i]
+        neg = alpha - alpha if v > 0 else v     # the clipped input, 0 in x's dtype: no overflow (a nan stays)
+        out[i] = v if v > 0 else alpha * fast_expm1(neg)
+
+
+@njit()
+def _elu_bwd_flat(gy, x, out, alpha):
+    for i in range(x.shape[0]):
+        v = x[i]
+        neg = alpha - alpha if v > 0 else v
+        out[i] = gy[i] if v > 0 else gy[i] * (alpha * fast_exp(neg))

@@ -2,7 +2,7 @@
 
 Every source is plain CUDA C++ written against two type names: `T`, how the arrays are stored,
 and `A`, the accumulator (float for float32/float16/bfloat16, double for float64), with `ld(T)
--> A` and `st(A) -> T` between them and EXP/LOG/TANH/SQRT/ERF in A. Half types are stored as
+-> A` and `st(A) -> T` between them and EXP/LOG/TANH/SQRT/ERF/EXPM1 in A. Half types are stored as
 `unsigned short` and converted with one PTX instruction each, so no source includes a CUDA header
 (NVRTC then needs no include path, and `nvcc -ptx` checks the same text).
 
@@ -21,6 +21,7 @@ __device__ __forceinline__ A LOG(A x) { return logf(x); }
 __device__ __forceinline__ A TANH(A x) { return tanhf(x); }
 __device__ __forceinline__ A SQRT(A x) { return sqrtf(x); }
 __device__ __forceinline__ A ERF(A x) { return erff(x); }
+__device__ __forceinline__ A EXPM1(A x) { return expm1f(x); }
 #define NEG_INF __int_as_float(0xff800000)
 """
 _F64 = """typedef double A;
@@ -29,6 +30,7 @@ __device__ __forceinline__ A LOG(A x) { return log(x); }
 __device__ __forceinline__ A TANH(A x) { return tanh(x); }
 __device__ __forceinline__ A SQRT(A x) { return sqrt(x); }
 __device__ __forceinline__ A ERF(A x) { return erf(x); }
+__device__ __forceinline__ A EXPM1(A x) { return expm1(x); }
 #define NEG_INF ((double)__int_as_float(0xff800000))
 """
 PRELUDES = {

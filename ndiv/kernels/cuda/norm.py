@@ -1,4 +1,4 @@
-"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU on the GPU (CuPy RawKernels),
+"""softmax, log_softmax, layer norm (also of a sum x + r), GELU, GLU and ELU on the GPU (CuPy RawKernels),
 twins of reference/norm.py and cpu/norm.py.
 
 Row kernels take [N, D] (the autograd Function reshapes): one thread block per row, a
@@ -142,6 +142,36 @@ extern "C" __global__ void gelu(const T* gy, const T* x, T* out, long long n, in
         out[i] = st(r);
     }
 }
+
+// backward = 0: out [N, n] = a * sigmoid(b) for the rows [a | b] of x [N, 2n] (gy unused);
+// backward = 1: out [N, 2n] = [gy s | (1 - s) s a gy], gy [N, n]
+extern "C" __global__ void glu(const T* gy, const T* x, T* out, long long N, long long n, int backward) {
+    for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < N * n; k += (long long)gridDim.x * blockDim.x) {
+        long long i = k / n, j = k - i * n, o = i * 2 * n + j;
+        A a = ld(x[o]), s = (A)1 / ((A)1 + EXP(-ld(x[o + n])));
+        if (backward) {
+            A g = ld(gy[k]);
+            out[o] = st(g * s);
+            out[o + n] = st(((A)1 - s) * s * a * g);
+        } else {
+            out[k] = st(a * s);
+        }
+    }
+}
+
+// backward = 0: out = elu(x) (gy unused); backward = 1: out = gy * elu'(x), torch's elu_backward
+// on the input (a nan input gives nan, as torch's vectorized loop)
+extern "C" __global__ void elu(const T* gy, const T* x, T* out, long long n, A alpha, int backward) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        A v = ld(x[i]);
+        A neg = v > 0 ? (A)0 : v;
+        if (backward) {
+            out[i] = st(v > 0 ? ld(gy[i]) : ld(gy[i]) * (alpha * EXP(neg)));
+        } else {
+            out[i] = st(v > 0 ? v : alpha * EXPM1(neg));
+        }
+    }
+}
 """
 VARIANTS = [("float32", {}), ("float64", {})]
 
@@ -273,4 +303,44 @@ def _gelu(gy, x, approximate, backward):
     gy = cp.ascontiguousarray(gy, dtype=x.dtype)
     out = cp.empty_like(x)
     launch(function(SOURCE, "gelu", x.dtype), x.size, (gy, x, out, i64(x.size), i32(approximate), i32(backward)))
+    return out
+
+
+def glu_fwd(x):
+    """x [N, 2n] = [a | b] -> y [N, n] = a * sigmoid(b)."""
+    cp = get_cupy()
+    x = cp.ascontiguousarray(x)
+    N, n = x.shape[0], x.shape[1] // 2
+    y = cp.empty((N, n), x.dtype)
+    launch(function(SOURCE, "glu", x.dtype), N * n, (x, x, y, i64(N), i64(n), i32(0)))
+    return y
+
+
+def glu_bwd(gy, x):
+    """gy [N, n], x [N, 2n] -> gx [N, 2n]."""
+    cp = get_cupy()
+    x = cp.ascontiguousarray(x)
+    gy = cp.ascontiguousarray(gy, dtype=x.dtype)
+    N, n = x.shape[0], x.shape[1] // 2
+    gx = cp.empty_like(x)
+    launch(function(SOURCE, "glu", x.dtype), N * n, (gy, x, gx, i64(N), i64(n), i32(1)))
+    return gx
+
+
+def elu_fwd(x, alpha):
+    """x any shape; alpha a float -> y, same shape."""
+    return _elu(x, x, alpha, 0)
+
+
+def elu_bwd(gy, x, alpha):
+    """gy, x same shape -> gx."""
+    return _elu(gy, x, alpha, 1)
+
+
+def _elu(gy, x, alpha, backward):
+    cp = get_cupy()
+    x = cp.ascontiguousarray(x)
+    gy = cp.ascontiguousarray(gy, dtype=x.dtype)
+    out = cp.empty_like(x)
+    launch(function(SOURCE, "elu", x.dtype), x.size, (gy, x, out, i64(x.size), _acc(x.dtype)(alpha), i32(backward)))
     return out

@@ -1,5 +1,5 @@
-"""softmax, log_softmax, layer norm (also of a sum x + r) and GELU, plain NumPy: the oracle for
-cpu/norm.py. Rows are the last axis of an [N, D] array (the autograd Function reshapes to it).
+"""softmax, log_softmax, layer norm (also of a sum x + r), GELU, GLU and ELU, plain NumPy: the
+oracle for cpu/norm.py. Rows are the last axis of an [N, D] array (the autograd Function reshapes to it).
 NaN and inf propagate as in torch (a row holding a nan or an inf softmaxes and normalizes to nan;
 gelu(nan) = nan, gelu(inf) = inf, gelu(-inf) = -inf * 0 = nan), silently: NumPy's warnings are
 off here."""
@@ -104,3 +104,36 @@ def gelu_bwd(gy, x, approximate):
     cdf = 0.5 * (1 + erf(x / math.sqrt(2.0)))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return gy * (cdf + x * pdf)
+
+
+def _sigmoid(b):
+    return 1 / (1 + np.exp(-b))
+
+
+@_quiet
+def glu_fwd(x):
+    """x [N, 2n] = [a | b] -> y [N, n] = a * sigmoid(b) (torch's F.glu along the last axis)."""
+    n = x.shape[1] // 2
+    return x[:, :n] * _sigmoid(x[:, n:])
+
+
+@_quiet
+def glu_bwd(gy, x):
+    """gy [N, n], x [N, 2n] -> gx [N, 2n] = [gy s | gy a s (1 - s)], s = sigmoid(b) (torch's order)."""
+    n = x.shape[1] // 2
+    a, s = x[:, :n], _sigmoid(x[:, n:])
+    return np.concatenate([gy * s, (1 - s) * s * a * gy], axis=1)
+
+
+@_quiet
+def elu_fwd(x, alpha):
+    """x any shape -> x where x > 0, alpha (e^x - 1) elsewhere (nan stays nan)."""
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+@_quiet
+def elu_bwd(gy, x, alpha):
+    """gy, x same shape -> gy where x > 0, gy alpha e^x elsewhere: torch's elu_backward on the input.
+    A nan input gives a nan gradient, as torch's vectorized loop does (its scalar tail passes gy on,
+    so torch's own result depends on the tensor's size and the element's place)."""
+    return np.where(x > 0, gy, gy * (alpha * np.exp(np.minimum(x, 0))))
