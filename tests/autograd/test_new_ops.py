@@ -367,7 +367,13 @@ def test_elu_glu_sigmoid_nan_inf_and_extremes_match_torch(dtype):
         ty = tf(tx)
         ty.backward(torch.ones_like(tx))
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6, atol=0, err_msg=name)
-        np.testing.assert_allclose(np.asarray(x.grad), tx.grad.numpy(), rtol=1e-5, atol=1e-30, err_msg=name)
+        grad, want = np.asarray(x.grad), tx.grad.numpy()
+        if name == "elu":
+            # a nan input: nan, as torch's vectorized loop gives; its scalar tail (all of these 12
+            # elements) passes the gradient on instead, so torch's result depends on the size
+            assert np.isnan(grad[0])
+            grad, want = grad[1:], want[1:]
+        np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-30, err_msg=name)
     x = np.concatenate([vals, vals[::-1]]).astype(dtype)
     t = ndiv.tensor(x, requires_grad=True)
     y = F.glu(t)

