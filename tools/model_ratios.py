@@ -12,6 +12,10 @@ without a graph (asv's ModelLatency). Prints a markdown table with the ratios NF
 The multivariate models (asv's MV_NAMES: ETTh1's 7 columns, its first 2000 hours, h=24,
 input_size=96, n_series=7) report instead the marginal training step, (fit(2 * steps) -
 fit(steps)) / steps, the peak RSS, and predict() of all 7 series.
+
+With --data m4_hourly (asv's M4 workload: 414 series, h=48, input_size=96) each model reports
+the peak RSS of a fit of --steps steps, its wall time, and the median of 3 predict() calls of all
+414 series (no latency: it does not depend on the data).
 """
 from __future__ import annotations
 
@@ -41,10 +45,21 @@ def median_ms(fn, n):
     return 1e3 * statistics.median(times)
 
 
-model, backend, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model, backend, steps, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 if backend == "torch":
     import torch
     torch.set_num_threads(1)
+if data == "m4_hourly":
+    M.STEPS = steps
+    case = M.ModelFitM4()
+    case.setup(model, backend)
+    fc = case.make(steps)
+    t0 = time.perf_counter()
+    fc.fit(case.df)
+    fit_s = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=median_ms(fc.predict, 3))))
+    sys.exit(0)
 if model in M.MV_NAMES:
     case = M.MultivariateFit()
     fits = {}
@@ -74,10 +89,10 @@ print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=predict_ms,
 """.replace("ROOT", repr(ROOT))
 
 
-def run(model, backend, steps):
+def run(model, backend, steps, data="air_passengers"):
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                MKL_NUM_THREADS="1", PL_DISABLE_FORK="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, model, backend, str(steps)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, model, backend, str(steps), data], capture_output=True,
                          text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
         return dict(error=out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
@@ -88,7 +103,23 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+")
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--data", default="air_passengers", choices=["air_passengers", "m4_hourly"])
     args = p.parse_args()
+    if args.data == "m4_hourly":
+        print(f"M4 Hourly (414 series, h=48, input_size=96), a fit of {args.steps} steps, predict() of all "
+              "series (median of 3), one thread, a fresh process per model and library\n")
+        print("| model | peak RSS MB ndiv | peak RSS MB NF | NF / ndiv | fit s ndiv | fit s NF | predict ms ndiv "
+              "| predict ms NF | NF / ndiv |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name in args.models:
+            nd, nf = run(name, "ndiv", args.steps, args.data), run(name, "torch", args.steps, args.data)
+            if "error" in nd or "error" in nf:
+                print(f"| {name} | {nd.get('error', '')} {nf.get('error', '')} |", flush=True)
+                continue
+            print(f"| {name} | {nd['peak_mb']:.0f} | {nf['peak_mb']:.0f} | {nf['peak_mb'] / nd['peak_mb']:.2f} | "
+                  f"{nd['fit_s']:.1f} | {nf['fit_s']:.1f} | {nd['predict_ms']:.0f} | {nf['predict_ms']:.0f} | "
+                  f"{nf['predict_ms'] / nd['predict_ms']:.2f} |", flush=True)
+        return
     sys.path.insert(0, os.path.join(ROOT, "asv_benchmarks"))
     from benchmarks.models import MV_NAMES
     mv = [m for m in args.models if m in MV_NAMES]

@@ -9,6 +9,7 @@ import numpy as np
 
 import ndiv
 from ndiv import nn
+from ndiv.autograd.ops.nn_ops import RollSum
 from ndiv.models._checks import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, POSITIVE_ODD_INT, PROBABILITY, Rule
 from ndiv.models.base import BaseModel
 from ndiv.models.common._autoformer import (AutoCorrelationLayer, Decoder, DecoderLayer, Encoder, EncoderLayer,
@@ -62,17 +63,15 @@ class AutoCorrelation(nn.Module):
 def _delay_aggregation(values, delays: np.ndarray, weights):
     """values [B, L, H, D], delays int [k] (one set for the batch) or [B, k] (per sample),
     weights [B, k] -> [B, L, H, D]: out[b, t] = sum_i weights[b, i] values[b, (t + d_i) mod L]
-    (torch.roll(v, -d) per delay), as one stack of rolled copies (batch delays: rolls, whose
-    backward is a roll) or one gather (per-sample delays), then one batched matmul."""
-    b, L, H, D = values.shape
-    k = weights.shape[1]
-    v = values.reshape(b, L, H * D)
+    (torch.roll(v, -d) per delay): batch delays as one RollSum (rolls summed in place), per-sample
+    delays as one gather of the rolled copies and one batched matmul."""
     delays = np.asarray(delays)
     if delays.ndim == 1:
-        patterns = ndiv.stack([v.roll(-int(d), 1) for d in delays], axis=1)               # [B, k, L, H*D]
-    else:
-        idx = (np.arange(L)[None, None, :] + delays[:, :, None]) % L                       # [B, k, L]
-        patterns = v[np.arange(b)[:, None, None], idx]                                     # [B, k, L, H*D]
+        return RollSum.apply(values, weights, shifts=tuple(int(d) for d in delays))
+    b, L, H, D = values.shape
+    k = weights.shape[1]
+    idx = (np.arange(L)[None, None, :] + delays[:, :, None]) % L                           # [B, k, L]
+    patterns = values.reshape(b, L, H * D)[np.arange(b)[:, None, None], idx]               # [B, k, L, H*D]
     out = weights.unsqueeze(1) @ patterns.reshape(b, k, L * H * D)                          # [B, 1, L*H*D]
     return out.reshape(b, L, H, D)
 
