@@ -123,15 +123,16 @@ class Rfft(Function):
     def backward(self, gy):
         xp = array_module(gy)
         n, axis = self.n, self.axis
-        # dL/dx_t = Re(sum_k g_k e^{+2 pi i k t / n}): halve the bins that irfft counts twice
-        w = xp.full(gy.shape[axis], 0.5)
-        w[0] = 1.0
+        # dL/dx_t = Re(sum_k g_k e^{+2 pi i k t / n}): halve the bins that irfft counts twice; the
+        # norm's factor goes into the same weights (one pass), in gy's precision (complex64 stays)
+        scale = {"backward": n, "ortho": n ** 0.5, "forward": 1.0}[self.norm]
+        w = xp.full(gy.shape[axis], 0.5 * scale, dtype=gy.real.dtype)
+        w[0] = scale
         if n % 2 == 0:
-            w[-1] = 1.0
+            w[-1] = scale
         shape = [1] * gy.ndim
         shape[axis] = -1
         g = xp.fft.irfft(gy * w.reshape(shape), n=n, axis=axis)
-        g = g * {"backward": n, "ortho": n ** 0.5, "forward": 1.0}[self.norm]
         return _fit(g, self.n_in, axis).astype(gy.real.dtype, copy=False)
 
 
@@ -149,15 +150,14 @@ class Irfft(Function):
         n, axis = self.n, self.axis
         g = xp.fft.rfft(gy, n=n, axis=axis)  # [.., n//2 + 1]
         k = g.shape[axis]
-        w = xp.full(k, 2.0)
-        w[0] = 1.0
+        scale = {"backward": 1.0 / n, "ortho": n ** -0.5, "forward": 1.0}[self.norm]
+        w = xp.full(k, 2.0 * scale, dtype=g.real.dtype)      # the norm's factor in the same pass
+        w[0] = scale
         if n % 2 == 0:
-            w[-1] = 1.0
+            w[-1] = scale
         shape = [1] * g.ndim
         shape[axis] = -1
-        g = g * w.reshape(shape)
-        scale = {"backward": 1.0 / n, "ortho": n ** -0.5, "forward": 1.0}[self.norm]
-        g = g * scale
+        g *= w.reshape(shape)
         # the imaginary parts of the DC (and Nyquist) bins do not reach the output
         idx = [slice(None)] * g.ndim
         idx[axis] = 0
