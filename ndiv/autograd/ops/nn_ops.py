@@ -279,38 +279,55 @@ class RollSum(Function):
     v [B, L, ...], shifts int [k], weights [B, k] -> out [B, L, ...],
     out[b, t] = sum_i weights[b, i] v[b, (t + shifts[i]) mod L] (a sum of torch.roll(v, -s_i, 1)).
 
-    Each roll is two slices, accumulated in place: no [B, k, L, ...] stack of rolled copies (113 MB
-    on AirPassengers' batch of 1024, written, read by a batched matmul, and its gradient written
-    again in the backward). The backward rolls the gradient the other way for v, and takes one
-    dot product per slice for the weights."""
+    Each roll is two slices, accumulated in place: no [B, k, L, ...] stack of rolled copies (654 MB
+    on M4 Hourly's batch of 1024, written, read by a batched matmul, and its gradient written
+    again in the backward). The batch goes in blocks of about BLOCK_BYTES, so that a block's k
+    passes run in cache. The backward rolls the gradient the other way for v, and takes one dot
+    product per slice for the weights. M4 Hourly's shapes ([1024, 96, 4, 32], 13 delays, one
+    thread): forward 250 -> 76 ms and backward 410 -> 173 ms with 256 KiB blocks against none."""
+    BLOCK_BYTES = 1 << 18
 
     def forward(self, v, weights, shifts=()):
         xp = array_module(v)
-        L = v.shape[1]
-        self.shifts = [int(s) % L for s in shifts]
+        self.shifts = [int(s) % v.shape[1] for s in shifts]
         self.save_for_backward(v, weights)
         out = xp.zeros_like(v)
-        tmp = xp.empty_like(v)
         w = weights.reshape(weights.shape + (1,) * (v.ndim - 2))         # [B, k, 1, ...]
-        for i, s in enumerate(self.shifts):
-            # out[:, t] += w_i v[:, t + s] for t < L - s, and w_i v[:, t + s - L] after
-            xp.multiply(v[:, s:], w[:, i:i + 1], out=tmp[:, :L - s])
-            xp.multiply(v[:, :s], w[:, i:i + 1], out=tmp[:, L - s:])
-            out += tmp
+        for lo, hi, tmp in self._blocks(v):
+            for i, s in enumerate(self.shifts):
+                _roll_scaled(v[lo:hi], w[lo:hi, i:i + 1], -s, tmp[:hi - lo])
+                out[lo:hi] += tmp[:hi - lo]
         return out
 
     def backward(self, gy):
         v, weights = self.saved
         xp = array_module(gy)
-        B, L = v.shape[:2]
-        gv, tmp = xp.zeros_like(v), xp.empty_like(v)
+        L = v.shape[1]
+        gv = xp.zeros_like(v)
         gw = xp.empty(weights.shape, weights.dtype)
         w = weights.reshape(weights.shape + (1,) * (v.ndim - 2))
-        for i, s in enumerate(self.shifts):
-            xp.multiply(gy[:, :L - s], w[:, i:i + 1], out=tmp[:, s:])
-            xp.multiply(gy[:, L - s:], w[:, i:i + 1], out=tmp[:, :s])
-            gv += tmp
-            # a batch row's slice is contiguous: [B, n] views, one dot per row
-            gw[:, i] = (xp.einsum("bn,bn->b", gy[:, :L - s].reshape(B, -1), v[:, s:].reshape(B, -1))
-                        + xp.einsum("bn,bn->b", gy[:, L - s:].reshape(B, -1), v[:, :s].reshape(B, -1)))
+        for lo, hi, tmp in self._blocks(v):
+            n = hi - lo
+            for i, s in enumerate(self.shifts):
+                _roll_scaled(gy[lo:hi], w[lo:hi, i:i + 1], s, tmp[:n])
+                gv[lo:hi] += tmp[:n]
+                # a batch row's slice is contiguous: [n, m] views, one dot per row
+                gw[lo:hi, i] = (xp.einsum("bm,bm->b", gy[lo:hi, :L - s].reshape(n, -1), v[lo:hi, s:].reshape(n, -1))
+                                + xp.einsum("bm,bm->b", gy[lo:hi, L - s:].reshape(n, -1), v[lo:hi, :s].reshape(n, -1)))
         return gv, gw
+
+    def _blocks(self, v):
+        """(lo, hi, scratch) over the batch in blocks of about BLOCK_BYTES (at least one row)."""
+        B = v.shape[0]
+        rows = max(1, min(B, self.BLOCK_BYTES // max(1, v[:1].nbytes)))
+        tmp = array_module(v).empty((rows,) + v.shape[1:], v.dtype)
+        for lo in range(0, B, rows):
+            yield lo, min(B, lo + rows), tmp
+
+
+def _roll_scaled(x, w, shift, out):
+    """out = w * roll(x, shift, axis=1), as two slice products (shift in [-L, L])."""
+    L = x.shape[1]
+    s = shift % L
+    array_module(x).multiply(x[:, :L - s], w, out=out[:, s:])
+    array_module(x).multiply(x[:, L - s:], w, out=out[:, :s])
