@@ -50,3 +50,16 @@ def test_float32_stays_float32():
     out = RollSum.apply(v, w, shifts=(1, 2, 3, 4))
     out.sum().backward()
     assert out.dtype == np.float32 and v.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
+def test_blocks_of_the_batch_give_the_same_result(monkeypatch):
+    """One row per block (the smallest) against one block for the whole batch."""
+    results = []
+    for block in (1, 1 << 30):
+        monkeypatch.setattr(RollSum, "BLOCK_BYTES", block)
+        v, w = _inputs(np.random.default_rng(4), "float64", shape=(5, 6, 3), k=3)
+        out = RollSum.apply(v, w, shifts=(1, 5, 2))
+        (out * ndiv.tensor(np.random.default_rng(5).standard_normal(out.shape))).sum().backward()
+        results.append([out.numpy(), np.asarray(v.grad), np.asarray(w.grad)])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
