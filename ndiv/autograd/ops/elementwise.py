@@ -313,13 +313,43 @@ class Abs(Function):
 
 class Tanh(Function):
     def forward(self, x):
-        y = array_module(x).tanh(x)
+        xp = array_module(x)
+        y = _complex_tanh(x) if x.dtype.kind == "c" and xp is np else xp.tanh(x)
         self.save_for_backward(y)
         return y
 
     def backward(self, gy):
         (y,) = self.saved
         return gy * _conj(1 - y * y)
+
+
+def _complex_tanh(z):
+    """tanh of a complex array from real array ops (Kahan's form, as glibc's ctanh): NumPy's
+    complex tanh calls libm once per element, 8x slower (FEDformer's Fourier cross-attention).
+    With t = tan(Im z), s = sinh(Re z), b = 1 + t^2:
+        tanh z = (b s sqrt(1 + s^2) + i t) / (1 + b s^2),
+    exact where Re z = 0 (tan) and free of cancellation near the poles; past |Re z| = 22 (9 in
+    single precision) it is sign(Re z) + i 4 sin(Im z) cos(Im z) e^(-2 |Re z|), as glibc's."""
+    real_t = z.real.dtype
+    a, y = z.real, z.imag
+    big = real_t.type(9.0 if real_t == np.float32 else 22.0)
+    with np.errstate(all="ignore"):
+        t = np.tan(y)
+        sh = np.sinh(np.where(np.abs(a) >= big, 0, a).astype(real_t, copy=False))   # a nan stays
+        beta = 1 + t * t
+        den = 1 + beta * sh * sh
+        re = beta * sh * np.sqrt(1 + sh * sh) / den
+        im = np.where(y == 0, y, t / den)            # a real z stays real (also nan + 0i, as libm)
+        far = np.abs(a) >= big
+        if far.any():
+            e = np.exp(-np.abs(a[far]))
+            af, yf = a[far], y[far]
+            # a finite Re z with an infinite or nan Im z: nan (C99's ctanh); Re z = +-inf: +-1
+            re[far] = np.where(np.isfinite(yf) | np.isinf(af), np.copysign(real_t.type(1), af), np.nan)
+            im[far] = np.where(np.isinf(af) & ~np.isfinite(yf), 0, 4 * np.sin(yf) * np.cos(yf) * e * e)
+    out = np.empty(z.shape, z.dtype)
+    out.real, out.imag = re, im
+    return out
 
 
 class Sigmoid(Function):
