@@ -323,13 +323,24 @@ class Tanh(Function):
         return gy * _conj(1 - y * y)
 
 
-def _complex_tanh(z):
+def _complex_tanh(z, chunk=1 << 14):
     """tanh of a complex array from real array ops (Kahan's form, as glibc's ctanh): NumPy's
-    complex tanh calls libm once per element, 8x slower (FEDformer's Fourier cross-attention).
-    With t = tan(Im z), s = sinh(Re z), b = 1 + t^2:
+    complex tanh calls libm once per element (76 ns each here). With t = tan(Im z), s = sinh(Re z),
+    b = 1 + t^2:
         tanh z = (b s sqrt(1 + s^2) + i t) / (1 + b s^2),
     exact where Re z = 0 (tan) and free of cancellation near the poles; past |Re z| = 22 (9 in
-    single precision) it is sign(Re z) + i 4 sin(Im z) cos(Im z) e^(-2 |Re z|), as glibc's."""
+    single precision) it is sign(Re z) + i 4 sin(Im z) cos(Im z) e^(-2 |Re z|), as glibc's. The
+    array goes in chunks of `chunk` elements, so that the temporaries stay in cache: FEDformer's
+    Fourier cross-attention on M4 Hourly ([1024, 8, 48, 48], one thread): complex64 1438 -> 218 ms,
+    complex128 906 -> 436 ms."""
+    flat = np.ascontiguousarray(z).reshape(-1)
+    out = np.empty(flat.shape, z.dtype)
+    for lo in range(0, flat.size, chunk):
+        _complex_tanh_into(flat[lo:lo + chunk], out[lo:lo + chunk])
+    return out.reshape(z.shape)
+
+
+def _complex_tanh_into(z, out):
     real_t = z.real.dtype
     a, y = z.real, z.imag
     big = real_t.type(9.0 if real_t == np.float32 else 22.0)
@@ -347,9 +358,7 @@ def _complex_tanh(z):
             # a finite Re z with an infinite or nan Im z: nan (C99's ctanh); Re z = +-inf: +-1
             re[far] = np.where(np.isfinite(yf) | np.isinf(af), np.copysign(real_t.type(1), af), np.nan)
             im[far] = np.where(np.isinf(af) & ~np.isfinite(yf), 0, 4 * np.sin(yf) * np.cos(yf) * e * e)
-    out = np.empty(z.shape, z.dtype)
     out.real, out.imag = re, im
-    return out
 
 
 class Sigmoid(Function):
