@@ -49,15 +49,18 @@ model, backend, steps, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.ar
 if backend == "torch":
     import torch
     torch.set_num_threads(1)
-if data == "m4_hourly":
-    M.STEPS = steps
-    case = M.ModelFitM4()
+def fit_case(case):
+    # (fitted forecaster, fit seconds, peak RSS MB) of a benchmark case's model fitted for `steps`
     case.setup(model, backend)
     fc = case.make(steps)
     t0 = time.perf_counter()
     fc.fit(case.df)
-    fit_s = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return fc, time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if data == "m4_hourly":
+    M.STEPS = steps
+    fc, fit_s, peak_mb = fit_case(M.ModelFitM4())
     print(json.dumps(dict(peak_mb=peak_mb, fit_s=fit_s, predict_ms=median_ms(fc.predict, 3))))
     sys.exit(0)
 if model in M.MV_NAMES:
@@ -74,13 +77,7 @@ if model in M.MV_NAMES:
     step_ms = 1e3 * (min(fits[2 * steps]) - min(fits[steps])) / steps
     print(json.dumps(dict(peak_mb=peak_mb, step_ms=step_ms, predict_ms=median_ms(fc.predict, 5))))
     sys.exit(0)
-case = M._ModelCase()
-case.setup(model, backend)
-fc = case.make(steps)
-t0 = time.perf_counter()
-fc.fit(case.df)
-fit_s = time.perf_counter() - t0
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+fc, fit_s, peak_mb = fit_case(M._ModelCase())
 predict_ms = median_ms(fc.predict, 5)
 lat = M.ModelLatency()
 lat.setup(model, backend)

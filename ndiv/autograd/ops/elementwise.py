@@ -345,13 +345,13 @@ def _complex_tanh_into(z, out):
     a, y = z.real, z.imag
     big = real_t.type(9.0 if real_t == np.float32 else 22.0)
     with np.errstate(all="ignore"):
+        far = np.abs(a) >= big
         t = np.tan(y)
-        sh = np.sinh(np.where(np.abs(a) >= big, 0, a).astype(real_t, copy=False))   # a nan stays
+        sh = np.sinh(np.where(far, 0, a).astype(real_t, copy=False))   # a nan stays
         beta = 1 + t * t
         den = 1 + beta * sh * sh
         re = beta * sh * np.sqrt(1 + sh * sh) / den
         im = np.where(y == 0, y, t / den)            # a real z stays real (also nan + 0i, as libm)
-        far = np.abs(a) >= big
         if far.any():
             e = np.exp(-np.abs(a[far]))
             af, yf = a[far], y[far]

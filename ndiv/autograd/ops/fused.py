@@ -608,8 +608,8 @@ def glu(x, axis: int = -1):
 
 class ELU(Function):
     """elu(x) = x for x > 0, alpha (e^x - 1) otherwise, one kernel pass each way; x any shape.
-    The gradient is torch's elu_backward on the input: alpha e^x for x <= 0, else 1 (a nan input
-    passes gy on). Saves x."""
+    The gradient is torch's elu_backward on the input: 1 for x > 0, else alpha e^x (a nan input
+    gives nan, as torch's vectorized loop). Saves x."""
 
     def forward(self, x, alpha=1.0):
         self.save_for_backward(x)
